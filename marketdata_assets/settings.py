@@ -1,0 +1,90 @@
+"""Settings from the environment (the seed's names plus base URLs), each also settable as a CLI flag.
+
+The real Binance endpoints are the defaults; point the three URLs at `marketdata sim` for tests and demos.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from marketdata_assets.binance.intervals import InvalidInputError, validate_interval
+
+LIVE_FAPI_URL = "https://fapi.binance.com"
+TESTNET_FAPI_URL = "https://demo-fapi.binance.com"
+LIVE_WS_URL = "wss://fstream.binance.com"
+TESTNET_WS_URL = "wss://fstream.binancefuture.com"
+ARCHIVE_URL = "https://data.binance.vision"
+DEFAULT_DATABASE_URL = "sqlite:///data/marketdata.db"
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def validate_url(url: str, name: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    """A clear error naming the setting when a URL is malformed."""
+    parts = urlsplit(url)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise InvalidInputError(f"{name}={url!r} is not a valid URL (expected {' or '.join(schemes)}://host)")
+    return url.rstrip("/")
+
+
+@dataclass(frozen=True)
+class Settings:
+    fapi_url: str = LIVE_FAPI_URL
+    archive_url: str = ARCHIVE_URL
+    ws_url: str = LIVE_WS_URL
+    database_url: str = DEFAULT_DATABASE_URL
+    api_key: str | None = field(default=None, repr=False)
+    api_secret: str | None = field(default=None, repr=False)
+    testnet: bool = False
+    default_interval: str = "1m"
+    default_depth: int = 20
+    store_to_db: bool = True
+    publish_events: bool = False
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
+        env = dict(os.environ if env is None else env)
+        testnet = _flag(env.get("BINANCE_TESTNET"), False)
+        settings = cls(
+            fapi_url=env.get("BINANCE_FAPI_URL") or (TESTNET_FAPI_URL if testnet else LIVE_FAPI_URL),
+            archive_url=env.get("BINANCE_ARCHIVE_URL") or ARCHIVE_URL,
+            ws_url=env.get("BINANCE_WS_URL") or (TESTNET_WS_URL if testnet else LIVE_WS_URL),
+            database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            api_key=env.get("BINANCE_API_KEY") or None,
+            api_secret=env.get("BINANCE_API_SECRET") or None,
+            testnet=testnet,
+            default_interval=env.get("DEFAULT_INTERVAL") or "1m",
+            default_depth=int(env.get("DEFAULT_DEPTH") or 20),
+            store_to_db=_flag(env.get("STORE_TO_DB"), True),
+            publish_events=_flag(env.get("PUBLISH_EVENTS"), False),
+        )
+        settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+        return settings.validated()
+
+    def validated(self) -> Settings:
+        validate_url(self.fapi_url, "BINANCE_FAPI_URL")
+        validate_url(self.archive_url, "BINANCE_ARCHIVE_URL")
+        validate_url(self.ws_url, "BINANCE_WS_URL", ("ws", "wss"))
+        validate_interval(self.default_interval)
+        if "://" not in self.database_url:
+            raise InvalidInputError(f"DATABASE_URL={self.database_url!r} is not a database URL")
+        return replace(
+            self,
+            fapi_url=self.fapi_url.rstrip("/"),
+            archive_url=self.archive_url.rstrip("/"),
+            ws_url=self.ws_url.rstrip("/"),
+        )
+
+    def ensure_sqlite_dir(self) -> None:
+        """Create the folder of a SQLite database file (the default lives under ./data)."""
+        if self.database_url.startswith("sqlite:///"):
+            path = self.database_url.removeprefix("sqlite:///")
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
