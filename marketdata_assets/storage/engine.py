@@ -1,0 +1,91 @@
+"""Engines for the market-data store: one place that knows driver names and SQLite pragmas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError
+
+from marketdata_assets.binance.intervals import InvalidInputError
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def normalise_url(url: str | URL) -> URL:
+    """`postgres://` and `postgresql://` become `postgresql+psycopg://` (psycopg 3: COPY); others as given."""
+    if isinstance(url, str):
+        text = url.strip()
+        if text.startswith("postgres://"):
+            text = "postgresql://" + text.removeprefix("postgres://")
+        try:
+            parsed = make_url(text)
+        except ArgumentError:
+            raise InvalidInputError(f"DATABASE_URL {describe_url(text)!r} is not a database URL") from None
+    else:
+        parsed = url
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
+        raise InvalidInputError(
+            f"DATABASE_URL {describe_url(parsed)!r}: the store needs the psycopg (3) driver, "
+            "use postgresql:// or postgresql+psycopg://"
+        )
+    if parsed.get_backend_name() not in ("postgresql", "sqlite"):
+        raise InvalidInputError(
+            f"DATABASE_URL {describe_url(parsed)!r}: only PostgreSQL and SQLite are supported"
+        )
+    return parsed
+
+
+def describe_url(url: str | URL) -> str:
+    """The URL with its password masked, for logs and error messages."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        # not parseable: hide anything between "://user:" and "@"
+        head, sep, rest = url.partition("://")
+        if sep and "@" in rest:
+            creds, _, host = rest.rpartition("@")
+            user = creds.split(":", 1)[0]
+            return f"{head}://{user}:***@{host}"
+        return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL: readers never block the writer; NORMAL is durable in WAL mode except for the last commit on
+    # power loss. busy_timeout: concurrent writers (loader + sidecar) wait instead of failing.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS:d}")
+    cursor.close()
+
+
+def make_engine(url: str | URL, *, schema: str | None = None, **kwargs: Any) -> Engine:
+    """An Engine for the store.
+
+    PostgreSQL: psycopg 3, pool_pre_ping; `schema` sets the search_path (tests use a fresh schema each).
+    SQLite: creates the file's folder and sets WAL, synchronous=NORMAL, foreign keys and a busy timeout.
+    """
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed, **kwargs)
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    if schema is not None:
+        if not schema.replace("_", "").isalnum():
+            raise InvalidInputError(f"invalid schema name {schema!r}: letters, digits and _ only")
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        connect_args["options"] = f"{connect_args.get('options', '')} -c search_path={schema}".strip()
+        kwargs["connect_args"] = connect_args
+    return sa.create_engine(parsed, **kwargs)

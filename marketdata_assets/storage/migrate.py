@@ -1,0 +1,54 @@
+"""Apply the store's Alembic migrations from code (`marketdata db upgrade`, the code location at start).
+
+The migration scripts ship inside the package, so this works from a wheel without an alembic.ini.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import URL, Engine
+
+from marketdata_assets.storage.engine import make_engine
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config() -> Config:
+    """An Alembic Config pointing at the packaged migrations (no ini file)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def upgrade(engine_or_url: Engine | str | URL, revision: str = "head") -> str | None:
+    """Migrate the store to `revision` (default: the newest); returns the revision now applied.
+
+    Running it again is a no-op. Takes an Engine or a database URL (normalised like `make_engine`).
+    """
+    owned = not isinstance(engine_or_url, Engine)
+    engine = make_engine(engine_or_url) if owned else engine_or_url
+    try:
+        config = alembic_config()
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+        return current_revision(engine)
+    finally:
+        if owned:
+            engine.dispose()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None before the first upgrade)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str | None:
+    """The newest revision shipped with this package."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()

@@ -1,0 +1,71 @@
+"""The market-data tables (SQLAlchemy Core, one `metadata`).
+
+The migrations in `migrations/versions` create exactly these; `metadata` is what queries are built from.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from marketdata_assets.storage.types import ExactDecimal, UtcTimestamp
+
+metadata = sa.MetaData()
+
+# SQLite only auto-numbers an INTEGER PRIMARY KEY (a rowid alias); PostgreSQL gets BIGINT IDENTITY.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+# JSONB on PostgreSQL (indexable, compact), JSON text on SQLite.
+Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+KLINE_VALUE_COLUMNS = (
+    "open", "high", "low", "close", "volume", "close_time", "quote_volume", "trades_count",
+    "taker_buy_volume", "taker_buy_quote_volume",
+)
+
+kline_data = sa.Table(
+    "kline_data",
+    metadata,
+    sa.Column("id", BigId, sa.Identity(), primary_key=True),
+    sa.Column("symbol", sa.String(32), nullable=False),
+    sa.Column("interval", sa.String(8), nullable=False),
+    sa.Column("open_time", UtcTimestamp(), nullable=False),
+    sa.Column("open", ExactDecimal(), nullable=False),
+    sa.Column("high", ExactDecimal(), nullable=False),
+    sa.Column("low", ExactDecimal(), nullable=False),
+    sa.Column("close", ExactDecimal(), nullable=False),
+    sa.Column("volume", ExactDecimal(), nullable=False),
+    sa.Column("close_time", UtcTimestamp(), nullable=False),
+    sa.Column("quote_volume", ExactDecimal(), nullable=False),
+    sa.Column("trades_count", sa.BigInteger(), nullable=False),
+    sa.Column("taker_buy_volume", ExactDecimal(), nullable=False),
+    sa.Column("taker_buy_quote_volume", ExactDecimal(), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("ingested_at", UtcTimestamp(), nullable=False),
+    sa.UniqueConstraint("symbol", "interval", "open_time", name="uq_kline_data_symbol_interval_open_time"),
+    sa.CheckConstraint("source IN ('archive', 'rest', 'stream')", name="ck_kline_data_source"),
+)
+sa.Index("ix_kline_data_symbol_open_time", kline_data.c.symbol, kline_data.c.open_time.desc())
+
+LEDGER_STATUSES = ("complete", "incomplete", "failed", "out_of_range")
+
+partition_ledger = sa.Table(
+    "partition_ledger",
+    metadata,
+    sa.Column("dataset", sa.String(32), primary_key=True),
+    sa.Column("symbol", sa.String(32), primary_key=True),
+    sa.Column("interval", sa.String(8), primary_key=True),  # "" when the dataset has no interval
+    sa.Column("day", sa.Date(), primary_key=True),
+    sa.Column("expected_rows", sa.Integer(), nullable=False),
+    sa.Column("actual_rows", sa.Integer(), nullable=False),
+    sa.Column("missing", Json, nullable=False),  # [Gap.as_dict(), ...] with their class
+    sa.Column("sources", Json, nullable=False),  # {"archive": 1440, "rest": 0}
+    sa.Column("archive_checksum", sa.String(64), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("check_status", sa.String(16), nullable=True),
+    sa.Column("repair_attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("updated_at", UtcTimestamp(), nullable=False),
+    sa.CheckConstraint(
+        "status IN ('complete', 'incomplete', 'failed', 'out_of_range')", name="ck_partition_ledger_status"
+    ),
+)
