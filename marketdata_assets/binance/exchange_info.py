@@ -1,0 +1,53 @@
+"""Symbols as exchangeInfo describes them: status, contract type, listing and delisting times.
+
+The loaders use listing/delisting to tell a gap from a day out of range (DESIGN.md section 5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Perpetuals carry this far-future deliveryDate as a sentinel (SPEC A.5); real BTCUSDT sometimes adds 2 s.
+PERPETUAL_SENTINEL_MS = 4_133_404_800_000
+
+
+@dataclass(frozen=True)
+class SymbolInfo:
+    symbol: str
+    status: str
+    contract_type: str
+    onboard_ms: int | None
+    delivery_ms: int | None  # None for a perpetual with no delisting scheduled
+
+    @property
+    def is_trading_perpetual(self) -> bool:
+        return self.status == "TRADING" and self.contract_type == "PERPETUAL"
+
+    def as_dict(self) -> dict:
+        return {
+            "symbol": self.symbol, "status": self.status, "contract_type": self.contract_type,
+            "onboard_ms": self.onboard_ms, "delivery_ms": self.delivery_ms,
+        }
+
+
+def parse_exchange_info(payload: dict) -> dict[str, SymbolInfo]:
+    """Every symbol of an exchangeInfo answer, keyed by name."""
+    out: dict[str, SymbolInfo] = {}
+    for entry in payload.get("symbols", []):
+        delivery = entry.get("deliveryDate")
+        if delivery is not None and int(delivery) >= PERPETUAL_SENTINEL_MS:
+            delivery = None
+        onboard = entry.get("onboardDate")
+        out[entry["symbol"]] = SymbolInfo(
+            symbol=entry["symbol"],
+            status=entry.get("status", ""),
+            contract_type=entry.get("contractType", ""),
+            onboard_ms=int(onboard) if onboard is not None else None,
+            delivery_ms=int(delivery) if delivery is not None else None,
+        )
+    return out
+
+
+def trading_perpetuals(symbols: dict[str, SymbolInfo]) -> list[str]:
+    """Names of symbols with status TRADING and contract type PERPETUAL (SPEC A.5), sorted."""
+    return sorted(name for name, info in symbols.items() if info.is_trading_perpetual)

@@ -1,0 +1,326 @@
+"""The one kline load: (symbol, interval, day) -> validated rows and a ledger entry, archive first.
+
+`marketdata download` and the Dagster kline assets both call `KlineLoader.load`. Per day:
+1. out of range (before listing, after delisting, not begun) -> ledger `out_of_range`, nothing fetched;
+2. a closed day whose archive checksum equals the ledger's (and whose rows are all still stored) -> `unchanged`;
+3. archive file (checksum verified) -> rows; every hole in it is asked of REST (freqtrade's archive-first
+   download with a REST fallback that never leaves a hole); a missing, corrupt or mismatching file -> REST;
+4. what REST does not have either is an exchange gap (DESIGN.md section 5), recorded, not retried.
+Days are validated with pandera and stored in multi-day transactions together with their ledger rows,
+so a day is never marked complete without its rows, and a failed day never half-stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+import numpy as np
+import pandas as pd
+
+from marketdata_assets.binance.archive import ArchiveClient
+from marketdata_assets.binance.errors import BinanceError, InvalidSymbolError
+from marketdata_assets.binance.exchange_info import SymbolInfo, parse_exchange_info
+from marketdata_assets.binance.intervals import (
+    DAY_MS,
+    InvalidInputError,
+    day_start_ms,
+    interval_ms,
+    ms_to_datetime,
+    validate_interval,
+    validate_symbol,
+)
+from marketdata_assets.binance.klines import RawKlines, concat
+from marketdata_assets.binance.rest import BinanceRestClient
+from marketdata_assets.storage.repository import LedgerRow, MarketDataRepository
+from marketdata_assets.validation.gaps import EXCHANGE_GAP, OUT_OF_RANGE, Gap, clip_to_range, find_missing
+from marketdata_assets.validation.schemas import KlineValidationError, validate_klines
+
+log = logging.getLogger(__name__)
+
+DATASET = "klines"
+COMPLETE, PARTIAL, OUT_OF_RANGE_STATUS, FAILED, UNCHANGED = (
+    "complete", "partial", "out_of_range", "failed", "unchanged",
+)
+
+
+@dataclass
+class DayResult:
+    """What one (symbol, interval, day) load did: the figures that become ledger rows and asset metadata."""
+
+    symbol: str
+    interval: str
+    day: date
+    status: str
+    expected_rows: int = 0
+    stored_rows: int = 0
+    sources: dict[str, int] = field(default_factory=dict)
+    archive_checksum: str | None = None
+    gaps: list[Gap] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    first_open_time: datetime | None = None
+    last_open_time: datetime | None = None
+    error: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.symbol} {self.interval} {self.day.isoformat()}"
+
+    @property
+    def exchange_gaps(self) -> list[Gap]:
+        return [g for g in self.gaps if g.cls == EXCHANGE_GAP]
+
+    def ledger_row(self) -> LedgerRow:
+        return LedgerRow(
+            dataset=DATASET,
+            symbol=self.symbol,
+            interval=self.interval,
+            day=self.day,
+            expected_rows=self.expected_rows,
+            actual_rows=self.stored_rows,
+            missing=[g.as_dict() for g in self.gaps],
+            sources=dict(self.sources),
+            archive_checksum=self.archive_checksum,
+            status=self.status,
+            last_error=self.error,
+        )
+
+
+@dataclass
+class _DayPlan:
+    day: date
+    lo: int  # first open time in range
+    hi: int  # end (exclusive) of open times in range
+    closed: bool  # the whole in-range window is in the past
+    parts: list[RawKlines] = field(default_factory=list)
+    result: DayResult | None = None
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class KlineLoader:
+    """Loads klines day by day into the repository; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        repo: MarketDataRepository,
+        rest: BinanceRestClient,
+        archive: ArchiveClient | None,
+        *,
+        symbols: dict[str, SymbolInfo] | None = None,
+        now_ms: Callable[[], int] | None = None,
+        batch_days: int = 31,
+    ) -> None:
+        self.repo = repo
+        self.rest = rest
+        self.archive = archive
+        self._symbols = symbols
+        self.now_ms = now_ms or _now_ms
+        self.batch_days = batch_days
+        # rows inserted / updated / left unchanged by this loader's writes (the store counts per batch)
+        self.written: Counter[str] = Counter()
+
+    # -- symbols -------------------------------------------------------------------------------------
+    def symbols(self) -> dict[str, SymbolInfo]:
+        """exchangeInfo, fetched once per loader (weight 1)."""
+        if self._symbols is None:
+            self._symbols = parse_exchange_info(self.rest.exchange_info())
+        return self._symbols
+
+    def symbol_info(self, symbol: str) -> SymbolInfo:
+        validate_symbol(symbol)
+        info = self.symbols().get(symbol)
+        if info is None:
+            raise InvalidInputError(f"unknown symbol {symbol!r}: not in the exchange's exchangeInfo")
+        return info
+
+    # -- the load ------------------------------------------------------------------------------------
+    def load(
+        self,
+        symbol: str,
+        interval: str,
+        days: Sequence[date],
+        *,
+        force: bool = False,
+        progress: Callable[[DayResult], None] | None = None,
+    ) -> list[DayResult]:
+        """Load every day of `days`; returns one DayResult per day, in day order.
+
+        A day that fails (validation, or every source failing) is reported `failed` with its cause and not
+        stored; the other days are. Database errors propagate: what was committed before stays intact.
+        """
+        validate_interval(interval)
+        info = self.symbol_info(symbol)
+        ordered = sorted(set(days))
+        results: list[DayResult] = []
+        for start in range(0, len(ordered), self.batch_days):
+            chunk = ordered[start : start + self.batch_days]
+            chunk_results = self._load_chunk(info, interval, chunk, force)
+            for result in chunk_results:
+                if progress:
+                    progress(result)
+            results += chunk_results
+        return results
+
+    def _plan(self, info: SymbolInfo, interval: str, day: date, now: int) -> _DayPlan:
+        step = interval_ms(interval)
+        start = day_start_ms(day)
+        end = start + DAY_MS
+        lo = max(start, -(-(info.onboard_ms or start) // step) * step)
+        last_close = min(end, info.delivery_ms or end, now)
+        # open times whose bar has closed by `last_close` (close_time = open + step - 1 < last_close)
+        hi = min(end, ((last_close - step) // step + 1) * step) if last_close - step >= lo else lo
+        closed = hi == end or (info.delivery_ms is not None and info.delivery_ms <= now and hi > lo)
+        return _DayPlan(day, lo, max(hi, lo), closed)
+
+    def _load_chunk(self, info: SymbolInfo, interval: str, days: list[date], force: bool) -> list[DayResult]:
+        symbol = info.symbol
+        now = self.now_ms()
+        plans = [self._plan(info, interval, day, now) for day in days]
+        known = {} if force else self._unchanged_candidates(symbol, interval, days)
+        for plan in plans:
+            if plan.hi <= plan.lo:
+                plan.result = DayResult(symbol, interval, plan.day, OUT_OF_RANGE_STATUS,
+                                        gaps=self._out_of_range_gaps(info, interval, plan, now))
+                continue
+            try:
+                self._fetch_day(info, interval, plan, known.get(plan.day))
+            except InvalidSymbolError as exc:
+                raise InvalidInputError(f"{symbol}: {exc}") from exc
+            except BinanceError as exc:
+                plan.result = DayResult(symbol, interval, plan.day, FAILED, error=f"{type(exc).__name__}: {exc}")
+        self._validate(interval, [p for p in plans if p.result is None])
+        return self._store(info, interval, plans, now)
+
+    def _unchanged_candidates(self, symbol: str, interval: str, days: list[date]) -> dict[date, tuple[str, int]]:
+        """Days whose ledger holds an archive checksum and a row count that the store still has."""
+        ledger = {
+            row.day: row for row in self.repo.get_ledger(DATASET, symbol, interval, days[0], days[-1])
+            if row.archive_checksum and row.status == COMPLETE and row.day in set(days)
+        }
+        if not ledger:
+            return {}
+        lo = day_start_ms(min(ledger))
+        hi = day_start_ms(max(ledger)) + DAY_MS
+        stored = self.repo.kline_open_times(symbol, interval, lo, hi)
+        counts = np.bincount((stored - lo) // DAY_MS, minlength=(hi - lo) // DAY_MS)
+        out = {}
+        for day, row in ledger.items():
+            if counts[(day_start_ms(day) - lo) // DAY_MS] == row.actual_rows:
+                out[day] = (row.archive_checksum, row.actual_rows)
+        return out
+
+    def _fetch_day(self, info: SymbolInfo, interval: str, plan: _DayPlan, known: tuple[str, int] | None) -> None:
+        symbol = info.symbol
+        notes: list[str] = []
+        checksum = None
+        archived: RawKlines | None = None
+        if plan.closed and self.archive is not None:
+            try:
+                if known is not None and self.archive.fetch_checksum(
+                    self.archive.archive_path("klines", symbol, plan.day, interval=interval)
+                ) == known[0]:
+                    plan.result = DayResult(symbol, interval, plan.day, UNCHANGED, stored_rows=known[1],
+                                            expected_rows=len(range(plan.lo, plan.hi, interval_ms(interval))),
+                                            archive_checksum=known[0])
+                    return
+                got = self.archive.daily_klines(symbol, interval, plan.day)
+                if got is None:
+                    notes.append("archive file not published yet: loaded from REST")
+                else:
+                    archived, checksum = got[0].select(plan.lo, plan.hi), got[1]
+            except BinanceError as exc:
+                notes.append(f"archive unusable ({type(exc).__name__}: {exc}): loaded from REST")
+                log.warning("%s %s %s: %s", symbol, interval, plan.day, notes[-1])
+        if archived is not None:
+            plan.parts.append(archived)
+            holes = find_missing(archived.open_times_ms, interval, plan.lo, plan.hi)
+        else:
+            holes = [Gap(interval, plan.lo, plan.hi)]
+        for hole in holes:
+            fetched = self.rest.klines(symbol, interval, hole.start_ms, hole.end_ms - 1)
+            fetched = fetched.select(hole.start_ms, hole.end_ms)
+            if len(fetched):
+                plan.parts.append(fetched)
+        if archived is not None and len(holes):
+            filled = sum(len(p) for p in plan.parts[1:])
+            if filled:
+                notes.append(f"{filled} bar(s) missing from the archive file filled from REST")
+        plan.result = DayResult(symbol, interval, plan.day, COMPLETE, archive_checksum=checksum, notes=notes)
+
+    @staticmethod
+    def _out_of_range_gaps(info: SymbolInfo, interval: str, plan: _DayPlan, now: int) -> list[Gap]:
+        start = day_start_ms(plan.day)
+        return clip_to_range([Gap(interval, start, start + DAY_MS)], info.onboard_ms, info.delivery_ms, now)
+
+    def _validate(self, interval: str, plans: list[_DayPlan]) -> None:
+        """One pandera pass over the chunk; on failure, find and fail the offending days only."""
+        parts = [p for plan in plans for p in plan.parts]
+        if not parts:
+            return
+        frame = pd.concat([p.frame for p in parts], ignore_index=True)
+        try:
+            validate_klines(frame, interval, f"{parts[0].symbol} {interval}")
+            return
+        except KlineValidationError:
+            pass
+        for plan in plans:
+            if not plan.parts:
+                continue
+            day_frame = pd.concat([p.frame for p in plan.parts], ignore_index=True)
+            try:
+                validate_klines(day_frame, interval, f"{plan.parts[0].symbol} {interval} {plan.day}")
+            except KlineValidationError as exc:
+                assert plan.result is not None
+                plan.result.status = FAILED
+                plan.result.error = str(exc)
+                plan.parts = []
+
+    def _store(self, info: SymbolInfo, interval: str, plans: list[_DayPlan], now: int) -> list[DayResult]:
+        step = interval_ms(interval)
+        results: list[DayResult] = []
+        for plan in plans:
+            result = plan.result
+            assert result is not None
+            if result.status in (COMPLETE,):
+                times = sorted(t for p in plan.parts for t in p.open_times_ms)
+                result.expected_rows = len(range(plan.lo, plan.hi, step))
+                result.stored_rows = len(times)
+                for part in plan.parts:
+                    result.sources[part.source] = result.sources.get(part.source, 0) + len(part)
+                holes = find_missing(times, interval, plan.lo, plan.hi)
+                # REST was asked for every hole above: what it did not return, the exchange does not have
+                result.gaps = [Gap(g.interval, g.start_ms, g.end_ms, EXCHANGE_GAP) for g in holes]
+                start = day_start_ms(plan.day)
+                result.gaps += [g for g in self._out_of_range_gaps(info, interval, plan, now) if g.cls == OUT_OF_RANGE]
+                result.gaps.sort(key=lambda g: g.start_ms)
+                if times:
+                    result.first_open_time = ms_to_datetime(times[0])
+                    result.last_open_time = ms_to_datetime(times[-1])
+                if not plan.closed or start + DAY_MS > now:
+                    result.status = PARTIAL
+            results.append(result)
+        to_write = [p for p in plans if p.result is not None and p.result.status in (COMPLETE, PARTIAL)]
+        ledger = [p.result.ledger_row() for p in plans
+                  if p.result is not None and p.result.status in (COMPLETE, PARTIAL, OUT_OF_RANGE_STATUS, FAILED)]
+        by_source: dict[str, list[RawKlines]] = {}
+        for plan in to_write:
+            for part in plan.parts:
+                by_source.setdefault(part.source, []).append(part)
+        batches = [concat(parts) for parts in by_source.values()]
+        if batches or ledger:
+            outcome = self.repo.upsert_klines(batches, ledger_rows=ledger)
+            self.written["inserted"] += outcome.inserted
+            self.written["updated"] += outcome.updated
+            self.written["unchanged"] += outcome.unchanged
+        return results
+
+
+def today_utc() -> date:
+    return datetime.now(UTC).date()
