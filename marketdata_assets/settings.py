@@ -17,6 +17,7 @@ TESTNET_FAPI_URL = "https://demo-fapi.binance.com"
 LIVE_WS_URL = "wss://fstream.binance.com"
 TESTNET_WS_URL = "wss://fstream.binancefuture.com"
 ARCHIVE_URL = "https://data.binance.vision"
+ARCHIVE_LISTING_URL = "https://s3-ap-northeast-1.amazonaws.com/data.binance.vision"
 DEFAULT_DATABASE_URL = "sqlite:///data/marketdata.db"
 
 
@@ -38,6 +39,7 @@ def validate_url(url: str, name: str, schemes: tuple[str, ...] = ("http", "https
 class Settings:
     fapi_url: str = LIVE_FAPI_URL
     archive_url: str = ARCHIVE_URL
+    archive_listing_url: str = ARCHIVE_LISTING_URL
     ws_url: str = LIVE_WS_URL
     database_url: str = DEFAULT_DATABASE_URL
     api_key: str | None = field(default=None, repr=False)
@@ -55,6 +57,7 @@ class Settings:
         settings = cls(
             fapi_url=env.get("BINANCE_FAPI_URL") or (TESTNET_FAPI_URL if testnet else LIVE_FAPI_URL),
             archive_url=env.get("BINANCE_ARCHIVE_URL") or ARCHIVE_URL,
+            archive_listing_url=env.get("BINANCE_ARCHIVE_LISTING_URL") or ARCHIVE_LISTING_URL,
             ws_url=env.get("BINANCE_WS_URL") or (TESTNET_WS_URL if testnet else LIVE_WS_URL),
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             api_key=env.get("BINANCE_API_KEY") or None,
@@ -71,6 +74,7 @@ class Settings:
     def validated(self) -> Settings:
         validate_url(self.fapi_url, "BINANCE_FAPI_URL")
         validate_url(self.archive_url, "BINANCE_ARCHIVE_URL")
+        validate_url(self.archive_listing_url, "BINANCE_ARCHIVE_LISTING_URL")
         validate_url(self.ws_url, "BINANCE_WS_URL", ("ws", "wss"))
         validate_interval(self.default_interval)
         if "://" not in self.database_url:
@@ -79,6 +83,7 @@ class Settings:
             self,
             fapi_url=self.fapi_url.rstrip("/"),
             archive_url=self.archive_url.rstrip("/"),
+            archive_listing_url=self.archive_listing_url.rstrip("/"),
             ws_url=self.ws_url.rstrip("/"),
         )
 
