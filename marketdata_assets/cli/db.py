@@ -1,0 +1,39 @@
+"""`marketdata db upgrade|current`: apply the store's migrations."""
+
+from __future__ import annotations
+
+import click
+
+from marketdata_assets.cli.options import settings_from_flags
+from marketdata_assets.storage.engine import describe_url
+from marketdata_assets.storage.migrate import current_revision, head_revision, upgrade
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db_group.command("upgrade")
+@click.option("--database-url", envvar="DATABASE_URL", help="Database to migrate (default: SQLite under ./data).")
+@click.option("--revision", default="head", show_default=True)
+def upgrade_command(database_url: str | None, revision: str) -> None:
+    """Create or migrate the market-data tables."""
+    settings = settings_from_flags(database_url=database_url)
+    settings.ensure_sqlite_dir()
+    applied = upgrade(settings.database_url, revision)
+    click.echo(f"{describe_url(settings.database_url)} is at revision {applied} (head {head_revision()})")
+
+
+@db_group.command("current")
+@click.option("--database-url", envvar="DATABASE_URL")
+def current_command(database_url: str | None) -> None:
+    """Print the database's revision."""
+    from marketdata_assets.storage.engine import make_engine
+
+    settings = settings_from_flags(database_url=database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        click.echo(current_revision(engine) or "(empty)")
+    finally:
+        engine.dispose()
