@@ -1,0 +1,36 @@
+# The two commands of the README: `make run` and `make test`. Both set up .venv from pyproject.toml first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: setup run demo sim test lint bench
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+# Dagster UI + daemon on the embedded default (SQLite market data, persistent instance in .dagster_home).
+run: setup
+	mkdir -p $(DAGSTER_HOME) data
+	cp -n dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true
+	$(BIN)/marketdata db upgrade
+	$(BIN)/dagster dev -w workspace.yaml -h 0.0.0.0 -p 3000
+
+# The local Binance on port 8765 (REST + WebSocket + archive).
+sim: setup
+	$(BIN)/marketdata sim --port 8765
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest -n 2 --dist loadgroup -q
+
+bench: setup
+	$(BIN)/python bench/bench_download.py
