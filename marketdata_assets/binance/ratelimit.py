@@ -1,0 +1,189 @@
+"""The per-IP request budget shared by every Binance client of a process (SPEC A.1).
+
+Why: Binance counts request weight per IP per minute (2400) and answers 429 when it is exceeded, then 418
+(an IP ban from 2 minutes to 3 days) to clients that keep going. So every thread asks the budget before a
+request, and the budget trusts the server's own count (`X-MBX-USED-WEIGHT-1M`), which includes other
+processes on the same IP. `/fapi/v1/fundingRate` has a separate limit of 500 requests per 5 minutes.
+
+Time is a logical clock: max(wall clock, the end of the last wait). A wait therefore always makes
+progress even when `sleep` is injected (tests record waits instead of sleeping), and never busy-loops.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+Sleep = Callable[[float], None]
+
+WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+DEFAULT_WEIGHT_LIMIT = 2400
+FUNDING_LIMIT = 500
+FUNDING_WINDOW_S = 300
+
+
+class LogicalClock:
+    """Epoch ms that never goes back and jumps forward past every completed wait."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._floor_ms = 0
+        self._lock = threading.Lock()
+
+    def now_ms(self) -> int:
+        with self._lock:
+            self._floor_ms = max(self._floor_ms, int(self._clock() * 1000))
+            return self._floor_ms
+
+    def advance_to(self, ms: int) -> None:
+        with self._lock:
+            self._floor_ms = max(self._floor_ms, ms)
+
+
+class RequestRateLimiter:
+    """At most `limit * (1 - headroom)` requests in any sliding window of `window_s` seconds."""
+
+    def __init__(self, limit: int = FUNDING_LIMIT, window_s: float = FUNDING_WINDOW_S,
+                 headroom: float = 0.1, *, clock: LogicalClock | None = None, sleep: Sleep = time.sleep) -> None:
+        if limit < 1 or window_s <= 0 or not 0 <= headroom < 1:
+            raise ValueError(f"invalid request limit {limit}/{window_s}s with headroom {headroom}")
+        self.limit = limit
+        self.window_ms = int(window_s * 1000)
+        self.cap = max(1, int(limit * (1 - headroom)))
+        self._clock = clock or LogicalClock()
+        self._sleep = sleep
+        self._sent: deque[int] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self, sleep: Sleep | None = None) -> float:
+        """Block until one more request fits; return the seconds waited."""
+        sleep = sleep or self._sleep
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock.now_ms()
+                while self._sent and self._sent[0] <= now - self.window_ms:
+                    self._sent.popleft()
+                if len(self._sent) < self.cap:
+                    self._sent.append(now)
+                    return waited
+                target = self._sent[0] + self.window_ms
+            delay = (target - now) / 1000
+            sleep(delay)
+            waited += delay
+            self._clock.advance_to(target)
+
+
+class WeightBudget:
+    """Request weight per fixed UTC minute, synced from the server's header; thread-safe.
+
+    `acquire(weight)` blocks while the minute's used weight plus this request would exceed
+    `limit * (1 - headroom)`, and while a 429/418 penalty is running (`penalise`).
+    """
+
+    def __init__(self, limit: int = DEFAULT_WEIGHT_LIMIT, headroom: float = 0.1, *,
+                 window_s: float = 60.0, guard_ms: int = 250, clock: Callable[[], float] = time.time,
+                 sleep: Sleep = time.sleep, funding_limit: int = FUNDING_LIMIT,
+                 funding_window_s: float = FUNDING_WINDOW_S) -> None:
+        if limit < 1 or not 0 <= headroom < 1:
+            raise ValueError(f"invalid weight limit {limit} with headroom {headroom}")
+        self.limit = limit
+        self.headroom = headroom
+        self.cap = max(1, int(limit * (1 - headroom)))
+        self.window_ms = int(window_s * 1000)
+        # After a window rolls over, wait a little longer: the server's minute may start a bit later than ours.
+        self.guard_ms = guard_ms
+        self.clock = LogicalClock(clock)
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._window = -1
+        self._used = 0
+        self._penalty_until_ms = 0
+        self.waited_s = 0.0
+        self.funding = RequestRateLimiter(funding_limit, funding_window_s, headroom, clock=self.clock, sleep=sleep)
+
+    def __repr__(self) -> str:
+        return f"WeightBudget(limit={self.limit}, cap={self.cap}, used={self.used})"
+
+    def now_ms(self) -> int:
+        return self.clock.now_ms()
+
+    @property
+    def used(self) -> int:
+        """Weight used in the current window, as far as this process knows."""
+        with self._lock:
+            self._roll(self.clock.now_ms())
+            return self._used
+
+    def _roll(self, now_ms: int) -> None:
+        window = now_ms // self.window_ms
+        if window > self._window:
+            self._window = window
+            self._used = 0
+
+    def acquire(self, weight: int, sleep: Sleep | None = None) -> float:
+        """Reserve `weight` in the current window, waiting as long as needed; return the seconds waited."""
+        if weight < 0:
+            raise ValueError(f"request weight must be >= 0, got {weight}")
+        sleep = sleep or self._sleep
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self.clock.now_ms()
+                self._roll(now)
+                if now < self._penalty_until_ms:
+                    target = self._penalty_until_ms
+                elif self._used + weight <= self.cap or (self._used == 0 and weight > self.cap):
+                    self._used += weight
+                    self.waited_s += waited
+                    return waited
+                else:
+                    target = (self._window + 1) * self.window_ms + self.guard_ms
+            delay = (target - now) / 1000
+            sleep(delay)
+            waited += delay
+            self.clock.advance_to(target)
+
+    def observe(self, used_weight: int | str | None, sent_at_ms: int | None = None) -> None:
+        """Adopt the server's `X-MBX-USED-WEIGHT-1M` (it counts every process on this IP).
+
+        `sent_at_ms` is when the request left; a header from an earlier window is ignored.
+        """
+        if used_weight is None:
+            return
+        try:
+            value = int(used_weight)
+        except (TypeError, ValueError):
+            return
+        with self._lock:
+            self._roll(self.clock.now_ms())
+            if sent_at_ms is not None and sent_at_ms // self.window_ms != self._window:
+                return
+            self._used = max(self._used, value)
+
+    def penalise(self, until_ms: int) -> None:
+        """No thread sends before `until_ms` (after a 429 or a 418)."""
+        with self._lock:
+            self._penalty_until_ms = max(self._penalty_until_ms, int(until_ms))
+
+    def next_window_ms(self) -> int:
+        """Start of the next weight window (plus the guard): where a 429 without Retry-After waits to."""
+        now = self.clock.now_ms()
+        return (now // self.window_ms + 1) * self.window_ms + self.guard_ms
+
+
+_SHARED: dict[str, WeightBudget] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_budget(base_url: str, limit: int = DEFAULT_WEIGHT_LIMIT) -> WeightBudget:
+    """The process-wide budget for one server (host:port): limits are per IP and per server."""
+    key = urlsplit(base_url).netloc.lower() or base_url
+    with _SHARED_LOCK:
+        budget = _SHARED.get(key)
+        if budget is None:
+            budget = _SHARED[key] = WeightBudget(limit)
+        return budget
