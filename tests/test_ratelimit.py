@@ -1,0 +1,165 @@
+"""WeightBudget and RequestRateLimiter: waits, server sync, penalties, thread safety (no server needed).
+
+A fake clock is advanced by the injected sleep, so every wait is recorded instead of slept.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+
+from marketdata_assets.binance.ratelimit import LogicalClock, RequestRateLimiter, WeightBudget, shared_budget
+
+
+class FakeTime:
+    """A clock that only moves when someone sleeps; records every sleep."""
+
+    def __init__(self, start_s: float) -> None:
+        self.now = start_s
+        self.sleeps: list[float] = []
+        self._lock = threading.Lock()
+
+    def time(self) -> float:
+        with self._lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.sleeps.append(seconds)
+            self.now += max(0.0, seconds)
+
+
+START = 1_700_000_020.0  # 40 s into a UTC minute
+
+
+def make_budget(limit: int = 100, headroom: float = 0.1, **kwargs) -> tuple[WeightBudget, FakeTime]:
+    fake = FakeTime(START)
+    return WeightBudget(limit, headroom, clock=fake.time, sleep=fake.sleep, guard_ms=0, **kwargs), fake
+
+
+def test_acquire_within_cap_does_not_wait():
+    budget, fake = make_budget()
+    assert budget.cap == 90
+    for _ in range(45):
+        assert budget.acquire(2) == 0
+    assert budget.used == 90
+    assert fake.sleeps == []
+
+
+def test_acquire_over_cap_waits_until_next_minute():
+    budget, fake = make_budget()
+    budget.acquire(89)
+    waited = budget.acquire(2)
+    assert waited == pytest.approx(20.0)  # from :40 to the next minute
+    assert fake.sleeps == [pytest.approx(20.0)]
+    assert budget.used == 2
+
+
+def test_waits_even_when_injected_sleep_does_not_advance_the_clock():
+    """A recording sleep must not turn the wait into a busy loop: the logical clock moves on."""
+    sleeps: list[float] = []
+    budget = WeightBudget(100, 0.1, clock=lambda: START, sleep=sleeps.append, guard_ms=0)
+    budget.acquire(90)
+    assert budget.acquire(10) == pytest.approx(20.0)
+    assert budget.acquire(80) == 0
+    assert budget.acquire(1) == pytest.approx(60.0)
+    assert sleeps == [pytest.approx(20.0), pytest.approx(60.0)]
+
+
+def test_request_heavier_than_cap_goes_alone_in_a_fresh_window():
+    budget, fake = make_budget(limit=10)
+    budget.acquire(1)
+    assert budget.acquire(20) == pytest.approx(20.0)
+    assert budget.used == 20
+
+
+def test_observe_adopts_higher_server_count():
+    budget, fake = make_budget()
+    budget.acquire(1)
+    budget.observe("85", sent_at_ms=budget.now_ms())  # another process on the same IP used 84
+    assert budget.used == 85
+    assert budget.acquire(10) == pytest.approx(20.0)
+
+
+def test_observe_never_lowers_local_count_and_ignores_old_windows():
+    budget, fake = make_budget()
+    sent = budget.now_ms()
+    budget.acquire(50)
+    budget.observe(10, sent_at_ms=sent)
+    assert budget.used == 50
+    fake.sleep(30)  # next minute
+    budget.observe(2000, sent_at_ms=sent)  # the answer to a request of the previous minute
+    assert budget.used == 0
+    budget.observe(None)
+    budget.observe("garbage")
+    assert budget.used == 0
+
+
+def test_penalise_blocks_every_thread_until_the_end():
+    budget, fake = make_budget()
+    until = int((START + 7.5) * 1000)
+    budget.penalise(until)
+    budget.penalise(until - 5000)  # an earlier end never shortens a penalty
+    assert budget.acquire(1) == pytest.approx(7.5)
+    assert budget.acquire(1) == 0
+
+
+def test_next_window_ms_is_the_following_minute():
+    budget, _ = make_budget()
+    assert budget.next_window_ms() == int(START * 1000) + 20_000
+
+
+def test_threads_never_exceed_the_cap_in_any_window():
+    budget, fake = make_budget(limit=50, headroom=0.2)
+    per_window: Counter[int] = Counter()
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(25):
+            budget.acquire(3)
+            with lock:
+                per_window[budget.now_ms() // 60_000] += 3
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(per_window.values()) == 8 * 25 * 3
+    assert max(per_window.values()) <= budget.cap == 40
+
+
+def test_funding_limiter_counts_requests_in_a_sliding_window():
+    fake = FakeTime(START)
+    limiter = RequestRateLimiter(limit=10, window_s=300, headroom=0.0, clock=LogicalClock(fake.time),
+                                 sleep=fake.sleep)
+    for _ in range(10):
+        assert limiter.acquire() == 0
+    assert limiter.acquire() == pytest.approx(300.0)
+    assert fake.sleeps == [pytest.approx(300.0)]
+
+
+def test_budget_funding_limiter_shares_the_budget_clock():
+    budget, fake = make_budget(funding_limit=5, funding_window_s=300)
+    for _ in range(4):  # cap = 5 * 0.9 -> 4
+        budget.funding.acquire()
+    fake.sleep(100)
+    assert budget.funding.acquire() == pytest.approx(200.0)
+
+
+def test_invalid_budget_arguments():
+    with pytest.raises(ValueError, match="invalid weight limit"):
+        WeightBudget(0)
+    with pytest.raises(ValueError, match="headroom"):
+        WeightBudget(100, headroom=1.0)
+    with pytest.raises(ValueError, match="weight"):
+        WeightBudget(100).acquire(-1)
+
+
+def test_shared_budget_is_per_server():
+    a = shared_budget("http://127.0.0.1:1/")
+    assert shared_budget("http://127.0.0.1:1") is a
+    assert shared_budget("http://127.0.0.1:2") is not a
+    assert a.limit == 2400
