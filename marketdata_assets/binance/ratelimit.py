@@ -102,6 +102,7 @@ class WeightBudget:
         self._window = -1
         self._used = 0
         self._penalty_until_ms = 0
+        self._banned_until_ms = 0
         self.waited_s = 0.0
         self.funding = RequestRateLimiter(funding_limit, funding_window_s, headroom, clock=self.clock, sleep=sleep)
 
@@ -164,10 +165,19 @@ class WeightBudget:
                 return
             self._used = max(self._used, value)
 
-    def penalise(self, until_ms: int) -> None:
-        """No thread sends before `until_ms` (after a 429 or a 418)."""
+    def penalise(self, until_ms: int, *, banned: bool = False) -> None:
+        """No thread sends before `until_ms` (after a 429, or a 418 ban when `banned`)."""
         with self._lock:
             self._penalty_until_ms = max(self._penalty_until_ms, int(until_ms))
+            if banned:
+                self._banned_until_ms = max(self._banned_until_ms, int(until_ms))
+
+    @property
+    def banned_until_ms(self) -> int | None:
+        """End of a known IP ban still running, so that clients can refuse to wait days for it."""
+        with self._lock:
+            until = self._banned_until_ms
+        return until if until > self.clock.now_ms() else None
 
     def next_window_ms(self) -> int:
         """Start of the next weight window (plus the guard): where a 429 without Retry-After waits to."""

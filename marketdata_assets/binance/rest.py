@@ -200,6 +200,7 @@ class BinanceRestClient:
         attempts = self._policy.max_retries + 1
         for attempt in range(attempts):
             last = attempt == attempts - 1
+            self._refuse_long_ban(url)
             if funding:
                 self.budget.funding.acquire(self._sleep)
             self.budget.acquire(weight, self._sleep)
@@ -243,6 +244,20 @@ class BinanceRestClient:
             raise error
         raise AssertionError("unreachable")
 
+    def _refuse_long_ban(self, url: str) -> None:
+        """Never send (and extend the ban) while a ban longer than max_ban_wait_s is running."""
+        until = self.budget.banned_until_ms
+        if until is None:
+            return
+        wait_s = (until - self.budget.now_ms()) / 1000
+        if wait_s > self.max_ban_wait_s:
+            raise IPBannedError(
+                418, -1003,
+                f"IP banned by Binance until {ms_to_datetime(until).isoformat()} ({wait_s:.0f} s from now, more "
+                f"than max_ban_wait_s={self.max_ban_wait_s:g}); request not sent",
+                url, banned_until_ms=until,
+            )
+
     def _handle_ban(self, error: IPBannedError, now: int, last: bool) -> None:
         """Wait out a short ban (through the shared budget, so every thread waits); refuse a long one."""
         until = error.banned_until_ms
@@ -251,7 +266,7 @@ class BinanceRestClient:
         if until is None:
             until = now + 120_000  # the shortest ban Binance gives (SPEC A.1)
         wait_s = max(0.0, (until - now) / 1000)
-        self.budget.penalise(until)
+        self.budget.penalise(until, banned=True)
         if wait_s > self.max_ban_wait_s or last:
             reason = (f"more than max_ban_wait_s={self.max_ban_wait_s:g}" if wait_s > self.max_ban_wait_s
                       else "and no retries left")
@@ -349,21 +364,20 @@ class BinanceRestClient:
 
     def _closed_only(self, rows: list[list]) -> list[list]:
         """Drop the bar still in progress (close_time not yet past the server's clock)."""
-        last_close = int(rows[-1][6])
-        if last_close < self._estimated_server_now_ms() - _CLOSED_MARGIN_MS:
+        estimate, fresh = self._estimated_server_now_ms()
+        if int(rows[-1][6]) < estimate - _CLOSED_MARGIN_MS:
             return rows
-        now = self.server_time_ms()
+        now = estimate if fresh else self.server_time_ms()
         while rows and int(rows[-1][6]) >= now:
             rows.pop()
         return rows
 
-    def _estimated_server_now_ms(self) -> int:
+    def _estimated_server_now_ms(self) -> tuple[int, bool]:
+        """(server clock estimate, whether it was just measured); /time is asked at most once per TTL."""
         local = int(time.time() * 1000)
         if self._offset is None or local - self._offset[1] > self._server_time_ttl_ms:
-            self.server_time_ms()
-            local = int(time.time() * 1000)
-        assert self._offset is not None
-        return local + self._offset[0]
+            return self.server_time_ms(), True
+        return local + self._offset[0], False
 
     # ------------------------------------------------------------------ funding
 
