@@ -1,0 +1,149 @@
+"""The per-partition ledger: one row per (dataset, symbol, interval, day) saying how complete that day is.
+
+Written in the same transaction as the rows it describes (`MarketDataRepository.upsert_klines`), so a
+day is never marked complete without its rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from marketdata_assets.binance.intervals import InvalidInputError, parse_day
+from marketdata_assets.storage.tables import LEDGER_STATUSES, partition_ledger
+from marketdata_assets.validation.gaps import Gap
+
+_KEY = ("dataset", "symbol", "interval", "day")
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """One partition's record. `interval` is "" for datasets without one.
+
+    `missing` holds gaps (Gap or their `as_dict()` form, with their class); `sources` maps a source to its
+    row count. `repair_attempts=None` keeps the stored count (0 for a new row), so a normal reload does
+    not reset the repair budget. `updated_at=None` means now.
+    """
+
+    dataset: str
+    symbol: str
+    interval: str
+    day: date
+    expected_rows: int
+    actual_rows: int
+    status: str
+    missing: Sequence[Gap | dict[str, Any]] = field(default_factory=tuple)
+    sources: dict[str, int] = field(default_factory=dict)
+    archive_checksum: str | None = None
+    check_status: str | None = None
+    repair_attempts: int | None = None
+    last_error: str | None = None
+    updated_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in LEDGER_STATUSES:
+            raise InvalidInputError(
+                f"ledger row {self.dataset}/{self.symbol}/{self.interval}/{self.day}: unknown status "
+                f"{self.status!r}, expected one of {LEDGER_STATUSES}"
+            )
+        object.__setattr__(self, "day", parse_day(self.day))
+
+    def values(self, now: datetime) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "symbol": self.symbol,
+            "interval": self.interval,
+            "day": self.day,
+            "expected_rows": int(self.expected_rows),
+            "actual_rows": int(self.actual_rows),
+            "missing": [g.as_dict() if isinstance(g, Gap) else dict(g) for g in self.missing],
+            "sources": {str(k): int(v) for k, v in self.sources.items()},
+            "archive_checksum": self.archive_checksum,
+            "status": self.status,
+            "check_status": self.check_status,
+            "repair_attempts": self.repair_attempts or 0,
+            "last_error": self.last_error,
+            "updated_at": self.updated_at or now,
+        }
+
+
+def _insert_for(conn: Connection) -> Any:
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+def upsert_ledger(conn: Connection, rows: Iterable[LedgerRow]) -> int:
+    """Insert or replace ledger rows in the caller's transaction; returns how many were written."""
+    rows = list(rows)
+    if not rows:
+        return 0
+    now = datetime.now(UTC)
+    written = 0
+    # Two statements: rows that set repair_attempts, and rows that keep the stored count.
+    for keep_attempts in (False, True):
+        group = [r.values(now) for r in rows if (r.repair_attempts is None) == keep_attempts]
+        if not group:
+            continue
+        insert = _insert_for(conn)(partition_ledger)
+        replaced = [c.name for c in partition_ledger.columns if c.name not in _KEY]
+        if keep_attempts:
+            replaced.remove("repair_attempts")
+        insert = insert.on_conflict_do_update(
+            index_elements=list(_KEY), set_={name: insert.excluded[name] for name in replaced}
+        )
+        conn.execute(insert, group)
+        written += len(group)
+    return written
+
+
+def _row(mapping: Any) -> LedgerRow:
+    return LedgerRow(**{c.name: mapping[c.name] for c in partition_ledger.columns})
+
+
+def get_ledger(conn: Connection, dataset: str, symbol: str | None = None, interval: str | None = None,
+               start_day: date | str | None = None, end_day: date | str | None = None) -> list[LedgerRow]:
+    """Ledger rows of a dataset, optionally one symbol/interval and days in [start_day, end_day]."""
+    t = partition_ledger.c
+    query = sa.select(partition_ledger).where(t.dataset == dataset)
+    if symbol is not None:
+        query = query.where(t.symbol == symbol)
+    if interval is not None:
+        query = query.where(t.interval == interval)
+    if start_day is not None:
+        query = query.where(t.day >= parse_day(start_day))
+    if end_day is not None:
+        query = query.where(t.day <= parse_day(end_day))
+    query = query.order_by(t.symbol, t.interval, t.day)
+    return [_row(m) for m in conn.execute(query).mappings()]
+
+
+def ledger_checksums(conn: Connection, dataset: str, symbol: str, interval: str,
+                     days: Iterable[date | str]) -> dict[date, str]:
+    """Archive checksums recorded for these days (days without one are left out)."""
+    wanted = sorted({parse_day(d) for d in days})
+    if not wanted:
+        return {}
+    t = partition_ledger.c
+    query = sa.select(t.day, t.archive_checksum).where(
+        t.dataset == dataset, t.symbol == symbol, t.interval == interval,
+        t.day.in_(wanted), t.archive_checksum.is_not(None),
+    )
+    return {day: checksum for day, checksum in conn.execute(query)}
+
+
+def record_repair_attempt(conn: Connection, dataset: str, symbol: str, interval: str, day: date | str,
+                          error: str | None = None) -> int | None:
+    """Count one more repair attempt of an existing ledger row; returns the new count (None: no row)."""
+    t = partition_ledger.c
+    statement = (
+        sa.update(partition_ledger)
+        .where(t.dataset == dataset, t.symbol == symbol, t.interval == interval, t.day == parse_day(day))
+        .values(repair_attempts=t.repair_attempts + 1, last_error=error, updated_at=datetime.now(UTC))
+        .returning(t.repair_attempts)
+    )
+    return conn.execute(statement).scalar_one_or_none()

@@ -1,0 +1,179 @@
+"""MarketDataRepository: the store's public face (bulk kline upsert, queries, gaps, ledger).
+
+One class for both databases; the dialect-specific bulk paths live in upsert_pg / upsert_sqlite and
+kline_read. Every write method is one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from marketdata_assets.binance.intervals import (
+    ALL_REST_INTERVALS,
+    InvalidInputError,
+    datetime_to_ms,
+    day_start_ms,
+    ms_to_datetime,
+    validate_symbol,
+)
+from marketdata_assets.binance.klines import RawKlines
+from marketdata_assets.storage import kline_read, ledger, upsert_pg, upsert_sqlite
+from marketdata_assets.storage.ledger import LedgerRow
+from marketdata_assets.storage.tables import kline_data
+from marketdata_assets.storage.upsert_pg import timestamptz_to_ms
+from marketdata_assets.validation.gaps import Gap, find_missing
+
+TimeLike = datetime | date | int
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    """What an upsert did: new rows, rewritten rows, and rows that were already stored as given."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    @property
+    def written(self) -> int:
+        return self.inserted + self.updated
+
+
+def to_ms(value: TimeLike, name: str = "time") -> int:
+    """Epoch ms from ms ints, datetimes (naive = UTC; pandas Timestamps too) or dates (start of the day)."""
+    if isinstance(value, bool):
+        raise InvalidInputError(f"invalid {name} {value!r}: expected a datetime, date or epoch ms")
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, datetime):
+        return datetime_to_ms(value)
+    if isinstance(value, date):
+        return day_start_ms(value)
+    raise InvalidInputError(f"invalid {name} {value!r}: expected a datetime, date or epoch ms")
+
+
+def to_datetime(value: TimeLike, name: str = "time") -> datetime:
+    """A tz-aware UTC datetime bound for queries (same inputs as `to_ms`)."""
+    ms = to_ms(value, name)
+    try:
+        return ms_to_datetime(ms)
+    except (ValueError, OverflowError, OSError):
+        raise InvalidInputError(f"invalid {name} {value!r}: out of the supported time range") from None
+
+
+def _check_interval(interval: str) -> str:
+    if interval not in ALL_REST_INTERVALS:
+        raise InvalidInputError(f"unknown interval {interval!r}: expected one of {', '.join(ALL_REST_INTERVALS)}")
+    return interval
+
+
+class MarketDataRepository:
+    """Klines and ledger on PostgreSQL or SQLite (an Engine from `storage.engine.make_engine`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.postgres = engine.dialect.name == "postgresql"
+
+    # ---- klines: write ------------------------------------------------------------------------------
+    def upsert_klines(self, batch: RawKlines | Sequence[RawKlines],
+                      ledger_rows: Sequence[LedgerRow] = ()) -> UpsertResult:
+        """Store klines by the upsert rule, and the ledger rows describing them, in ONE transaction."""
+        batches = [batch] if isinstance(batch, RawKlines) else list(batch)
+        with self.engine.begin() as conn:
+            result = self._upsert(conn, batches)
+            ledger.upsert_ledger(conn, ledger_rows)
+        return result
+
+    def _upsert(self, conn: Connection, batches: list[RawKlines]) -> UpsertResult:
+        if not any(raw.csv for raw in batches):
+            return UpsertResult()
+        module = upsert_pg if self.postgres else upsert_sqlite
+        return UpsertResult(*module.upsert(conn, batches))
+
+    def delete_klines(self, symbol: str, interval: str, start: TimeLike, end: TimeLike) -> int:
+        """Delete rows with open_time in [start, end) (tests and repairs); returns how many."""
+        with self.engine.begin() as conn:
+            return conn.execute(sa.delete(kline_data).where(*self._where(symbol, interval, start, end))).rowcount
+
+    # ---- klines: read -------------------------------------------------------------------------------
+    def get_klines(self, symbol: str, interval: str, start_time: TimeLike, end_time: TimeLike, *,
+                   exact: bool = False) -> pd.DataFrame:
+        """Canonical frame (klines.FRAME_COLUMNS) of open times in [start_time, end_time), sorted.
+
+        Floats by default; `exact=True` gives Decimal objects exactly as stored.
+        """
+        validate_symbol(symbol)
+        _check_interval(interval)
+        start = to_datetime(start_time, "start_time")
+        end = to_datetime(end_time, "end_time")
+        read = kline_read.read_postgres if self.postgres else kline_read.read_sqlite
+        with self.engine.connect() as conn:
+            return read(conn, symbol, interval, start, end, exact)
+
+    def kline_open_times(self, symbol: str, interval: str, start: TimeLike, end: TimeLike) -> np.ndarray:
+        """Stored open times (epoch ms, int64, ascending) in [start, end)."""
+        column = kline_data.c.open_time
+        ms = timestamptz_to_ms(column) if self.postgres else sa.type_coerce(column, sa.BigInteger)
+        query = sa.select(ms).where(*self._where(symbol, interval, start, end)).order_by(column)
+        with self.engine.connect() as conn:
+            return np.fromiter(conn.execute(query).scalars(), dtype=np.int64)
+
+    def find_gaps(self, symbol: str, interval: str, start: TimeLike, end: TimeLike) -> list[Gap]:
+        """Missing bars on the interval grid in [start, end), unclassified."""
+        start_ms, end_ms = to_ms(start, "start"), to_ms(end, "end")
+        return find_missing(self.kline_open_times(symbol, interval, start_ms, end_ms), interval, start_ms, end_ms)
+
+    def count_klines(self, symbol: str | None = None, interval: str | None = None,
+                     start: TimeLike | None = None, end: TimeLike | None = None) -> int:
+        """Rows stored, optionally for one symbol/interval and open times in [start, end)."""
+        k = kline_data.c
+        conditions = []
+        if symbol is not None:
+            conditions.append(k.symbol == validate_symbol(symbol))
+        if interval is not None:
+            conditions.append(k.interval == _check_interval(interval))
+        if start is not None:
+            conditions.append(k.open_time >= to_datetime(start, "start"))
+        if end is not None:
+            conditions.append(k.open_time < to_datetime(end, "end"))
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(kline_data).where(*conditions)).scalar_one()
+
+    def _where(self, symbol: str, interval: str, start: TimeLike, end: TimeLike) -> list:
+        k = kline_data.c
+        return [
+            k.symbol == validate_symbol(symbol),
+            k.interval == _check_interval(interval),
+            k.open_time >= to_datetime(start, "start"),
+            k.open_time < to_datetime(end, "end"),
+        ]
+
+    # ---- ledger -------------------------------------------------------------------------------------
+    def upsert_ledger(self, rows: Iterable[LedgerRow]) -> int:
+        with self.engine.begin() as conn:
+            return ledger.upsert_ledger(conn, rows)
+
+    def get_ledger(self, dataset: str, symbol: str | None = None, interval: str | None = None,
+                   start_day: date | str | None = None, end_day: date | str | None = None) -> list[LedgerRow]:
+        with self.engine.connect() as conn:
+            return ledger.get_ledger(conn, dataset, symbol, interval, start_day, end_day)
+
+    def ledger_checksums(self, dataset: str, symbol: str, interval: str,
+                         days: Iterable[date | str]) -> dict[date, str]:
+        with self.engine.connect() as conn:
+            return ledger.ledger_checksums(conn, dataset, symbol, interval, days)
+
+    def record_repair_attempt(self, dataset: str, symbol: str, interval: str, day: date | str,
+                              error: str | None = None) -> int | None:
+        with self.engine.begin() as conn:
+            return ledger.record_repair_attempt(conn, dataset, symbol, interval, day, error)
+
+
+__all__ = ["LedgerRow", "MarketDataRepository", "UpsertResult", "to_datetime", "to_ms"]

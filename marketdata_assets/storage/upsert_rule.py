@@ -1,0 +1,32 @@
+"""The kline upsert rule (docs/ARCHITECTURE.md "Upsert rule") as one SQL condition for both databases.
+
+Rewrite a stored row only when its values differ, never let `rest`/`stream` overwrite `archive`, and
+promote a provisional row to `archive` when the archive confirms it. A re-run of the same data matches
+no row, so nothing is written (ingested_at is untouched).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from marketdata_assets.storage.tables import KLINE_VALUE_COLUMNS, kline_data
+
+ARCHIVE = "archive"
+KEY_COLUMNS = ("symbol", "interval", "open_time")
+UNIQUE_KEY = "uq_kline_data_symbol_interval_open_time"
+
+
+def rewrite_condition(excluded: Any) -> sa.ColumnElement[bool]:
+    """True for a conflicting row that the incoming (`excluded`) row should replace."""
+    stored = kline_data.c
+    values_differ = sa.or_(*[stored[name] != excluded[name] for name in KLINE_VALUE_COLUMNS])
+    archive_kept = sa.or_(excluded.source == ARCHIVE, stored.source != ARCHIVE)
+    promotes = sa.and_(excluded.source == ARCHIVE, stored.source != ARCHIVE)
+    return sa.and_(archive_kept, sa.or_(values_differ, promotes))
+
+
+def rewrite_values(excluded: Any, now: Any) -> dict[str, Any]:
+    """SET clause: every value, the new source, and the time of this write."""
+    return {name: excluded[name] for name in (*KLINE_VALUE_COLUMNS, "source")} | {"ingested_at": now}
