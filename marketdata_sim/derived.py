@@ -285,9 +285,10 @@ def metrics_day_csv(market: SimMarket, spec: SymbolSpec, day: int) -> bytes:
         oi = int(base_oi * (1 + 0.2 * math.sin(t / 3.7e8) + 0.02 * (u[0] - 0.5)))
         price = math.exp(float(gen.log_anchor(spec, seed, t // DAY_MS)))
         oi_text = fmt_one(oi, spec.qty_decimals)
+        oi_text += "0" * (16 - spec.qty_decimals) if spec.qty_decimals else "." + "0" * 16
         value = f"{oi / 10**spec.qty_decimals * price:.10f}"
         lines.append(
-            f"{_stamp(t)},{spec.symbol},{oi_text}{'0' * (16 - spec.qty_decimals) if spec.qty_decimals else '.' + '0' * 16},"
+            f"{_stamp(t)},{spec.symbol},{oi_text},"
             f"{value}000000,{1 + u[1] * 2:.8f},{1 + u[2] * 2:.8f},{1 + u[3] * 2:.8f},{0.5 + u[4]:.8f}\n"
         )
     return "".join(lines).encode()

@@ -1,0 +1,3 @@
+from marketdata_sim.cli import main
+
+main()
