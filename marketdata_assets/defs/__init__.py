@@ -1,0 +1,43 @@
+"""The Dagster side of marketdata: assets, checks, partitions, resources, sensors and schedules.
+
+`build_definitions(config)` composes the domains (`exchange/`, `klines/`) for one configuration;
+`marketdata_assets.definitions` calls it with the environment's configuration.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from marketdata_assets.defs.config import CodeLocationConfig
+from marketdata_assets.defs.exchange.assets import build_exchange_info_asset
+from marketdata_assets.defs.exchange.sensors import build_symbol_discovery_sensor
+from marketdata_assets.defs.klines.assets import build_kline_asset
+from marketdata_assets.defs.klines.checks import build_kline_checks
+from marketdata_assets.defs.klines.partitions import kline_partitions
+from marketdata_assets.defs.klines.schedules import build_daily_schedule
+from marketdata_assets.defs.klines.sensors import build_archive_settlement_sensor, build_gap_repair_sensor
+from marketdata_assets.defs.resources import MarketDataResource
+
+
+def build_definitions(
+    config: CodeLocationConfig | None = None, marketdata: MarketDataResource | None = None
+) -> dg.Definitions:
+    """Every definition of the code location for `config` (default: from the environment)."""
+    config = config or CodeLocationConfig.from_env()
+    partitions = kline_partitions(config.start_date)
+    klines = [build_kline_asset(i, partitions, config.days_per_run) for i in config.intervals]
+    checks = [build_kline_checks(i, partitions) for i in config.intervals]
+    return dg.Definitions(
+        assets=[build_exchange_info_asset(config.symbols), *klines],
+        asset_checks=checks,
+        sensors=[
+            build_symbol_discovery_sensor(config.symbols),
+            build_gap_repair_sensor(config.intervals, config.repair_max_attempts, config.repair_backoff_seconds),
+            build_archive_settlement_sensor(config.intervals, config.start_date),
+        ],
+        schedules=[build_daily_schedule(config.intervals)],
+        resources={"marketdata": marketdata or MarketDataResource()},
+    )
+
+
+__all__ = ["CodeLocationConfig", "MarketDataResource", "build_definitions"]

@@ -1,0 +1,101 @@
+"""What the code location serves: the symbol universe, the intervals, the first day, the run size.
+
+Read once when the code location loads, from the environment or a TOML file, so that the partition
+space is fixed per deployment (DESIGN.md section 3: keep each asset under 100,000 partitions by
+configuring the universe instead of "every symbol since 2019").
+
+Environment (all optional):
+  MARKETDATA_CONFIG          a TOML file with the keys below (environment variables win over it)
+  MARKETDATA_SYMBOLS         universe, e.g. "BTCUSDT,ETHUSDT" (spaces work too)
+  MARKETDATA_INTERVALS       kline assets to build, e.g. "1m,5m,15m,1h,4h,1d"
+  MARKETDATA_START_DATE      first daily partition, YYYY-MM-DD
+  MARKETDATA_DAYS_PER_RUN    backfill chunk: days per run (BackfillPolicy.multi_run)
+  MARKETDATA_REPAIR_MAX_ATTEMPTS, MARKETDATA_REPAIR_BACKOFF_SECONDS  gap repair bounds
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from marketdata_assets.binance.intervals import (
+    InvalidInputError,
+    parse_day,
+    validate_interval,
+    validate_symbol,
+)
+
+DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+DEFAULT_INTERVALS = ("1m", "5m", "15m", "1h", "4h", "1d")
+DEFAULT_START_DATE = date(2023, 1, 1)
+# One symbol-year per run: a year must not be 365 runs, and each run costs a process start (~2-4 s).
+DEFAULT_DAYS_PER_RUN = 366
+MAX_PARTITIONS_PER_ASSET = 100_000
+
+
+def _split(value: str | list | tuple) -> tuple[str, ...]:
+    items = value if isinstance(value, list | tuple) else str(value).replace(",", " ").split()
+    return tuple(dict.fromkeys(str(item).strip() for item in items if str(item).strip()))
+
+
+@dataclass(frozen=True)
+class CodeLocationConfig:
+    symbols: tuple[str, ...] = DEFAULT_SYMBOLS
+    intervals: tuple[str, ...] = DEFAULT_INTERVALS
+    start_date: date = DEFAULT_START_DATE
+    days_per_run: int = DEFAULT_DAYS_PER_RUN
+    repair_max_attempts: int = 3
+    repair_backoff_seconds: int = 600
+
+    def __post_init__(self) -> None:
+        if not self.symbols:
+            raise InvalidInputError("MARKETDATA_SYMBOLS is empty: configure at least one symbol")
+        if not self.intervals:
+            raise InvalidInputError("MARKETDATA_INTERVALS is empty: configure at least one interval")
+        for symbol in self.symbols:
+            validate_symbol(symbol)
+        for interval in self.intervals:
+            validate_interval(interval)
+        if not 1 <= self.days_per_run <= 3660:
+            raise InvalidInputError(f"MARKETDATA_DAYS_PER_RUN={self.days_per_run}: expected 1..3660")
+        if self.repair_max_attempts < 0 or self.repair_backoff_seconds < 0:
+            raise InvalidInputError("MARKETDATA_REPAIR_MAX_ATTEMPTS / _BACKOFF_SECONDS must be >= 0")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CodeLocationConfig:
+        env = dict(os.environ if env is None else env)
+        values: dict[str, object] = {}
+        path = env.get("MARKETDATA_CONFIG")
+        if path:
+            try:
+                values.update(tomllib.loads(Path(path).read_text()))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise InvalidInputError(f"MARKETDATA_CONFIG={path!r}: {exc}") from None
+        for key in ("symbols", "intervals", "start_date", "days_per_run", "repair_max_attempts",
+                    "repair_backoff_seconds"):
+            name = f"MARKETDATA_{key.upper()}"
+            if env.get(name):
+                values[key] = env[name]
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise InvalidInputError(f"MARKETDATA_CONFIG: unknown key(s) {', '.join(sorted(unknown))}")
+        kwargs: dict[str, object] = {}
+        if "symbols" in values:
+            kwargs["symbols"] = tuple(s.upper() for s in _split(values["symbols"]))  # type: ignore[arg-type]
+        if "intervals" in values:
+            kwargs["intervals"] = _split(values["intervals"])  # type: ignore[arg-type]
+        if "start_date" in values:
+            kwargs["start_date"] = parse_day(values["start_date"])  # type: ignore[arg-type]
+        for key in ("days_per_run", "repair_max_attempts", "repair_backoff_seconds"):
+            if key in values:
+                try:
+                    kwargs[key] = int(values[key])  # type: ignore[call-overload]
+                except (TypeError, ValueError):
+                    raise InvalidInputError(
+                        f"MARKETDATA_{key.upper()}={values[key]!r}: expected an integer"
+                    ) from None
+        return cls(**kwargs)  # type: ignore[arg-type]

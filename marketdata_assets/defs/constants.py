@@ -1,0 +1,34 @@
+"""Names shared across the code location: pool, tags, asset keys. One place, so the UI and the sensors agree."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+# Runs that call Binance share this pool; its limit (dagster.yaml `concurrency.pools.default_limit`) bounds
+# how many such steps run at once across all runs, on top of each client following X-MBX-USED-WEIGHT-1M.
+BINANCE_POOL = "binance_api"
+
+EXCHANGE_INFO_KEY = dg.AssetKey("exchange_info")
+
+# Run tags: why a run exists (shown in the UI's run list and filterable there).
+TAG_REASON = "marketdata/reason"
+TAG_REPAIR_ATTEMPT = "marketdata/repair_attempt"
+TAG_GAPS = "marketdata/gaps"
+TAG_INTERVAL = "marketdata/interval"
+REASON_DAILY = "daily_refresh"
+REASON_REPAIR = "gap_repair"
+REASON_SETTLEMENT = "archive_settlement"
+REASON_DISCOVERY = "symbol_discovery"
+REASON_BACKFILL = "cli_backfill"
+
+GAP_CHECK = "gaps"
+
+
+def kline_asset_key(interval: str) -> dg.AssetKey:
+    return dg.AssetKey(f"klines_{interval}")
+
+
+def interval_of(asset_key: dg.AssetKey) -> str | None:
+    """The interval of a kline asset key (`klines_1h` -> "1h"), None for any other key."""
+    name = asset_key.path[-1]
+    return name.removeprefix("klines_") if name.startswith("klines_") else None

@@ -1,0 +1,137 @@
+"""Per-partition checks of a kline asset, one op per asset that evaluates every selected check at once.
+
+Why one op: a symbol-year of 1m bars is read from the store once, not once per check. Why
+`AssetCheckEvaluation(partition=...)` instead of returning `AssetCheckResult`: in a range run Dagster
+records an `AssetCheckResult` without a partition; an evaluation carrying its partition lands on that
+partition's planned check row, so the UI shows each day's own result in single and range runs alike.
+The gap verdicts also go to `partition_ledger.check_status`, which `marketdata gaps` reads.
+"""
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+import pandas as pd
+
+from marketdata_assets.binance.intervals import InvalidInputError, day_start_ms
+from marketdata_assets.defs.constants import GAP_CHECK, kline_asset_key
+from marketdata_assets.defs.klines import evaluate as ev
+from marketdata_assets.defs.klines.ledger import record_check_status
+from marketdata_assets.defs.klines.partitions import days_by_symbol, partition_key
+from marketdata_assets.defs.resources import MarketDataResource
+from marketdata_assets.ingest.klines import DATASET
+
+CHECK_DESCRIPTIONS = {
+    "schema": "pandera schema of the stored rows: types, UTC times, the interval grid, close_time.",
+    GAP_CHECK: "Missing bars, classified: fillable fails (the repair sensor re-runs the partition), "
+               "exchange gap passes with a warning, out of range (before listing, after delisting, "
+               "in the future) is not a gap.",
+    "duplicates": "No open time stored twice.",
+    "ohlc": "low <= open, close <= high; prices > 0; volumes >= 0; taker buy <= volume.",
+    "continuity": "The first bar follows the previous day's last bar (open within 5% of its close).",
+    "agrees_with_1m": "Each bar equals the aggregate of its 1m bars where those are all stored.",
+}
+WARN_ONLY = {"continuity"}
+
+
+def check_names(interval: str) -> list[str]:
+    return [name for name in CHECK_DESCRIPTIONS if name != "agrees_with_1m" or interval != "1m"]
+
+
+def _utc(day: date) -> datetime:
+    return datetime.fromtimestamp(day_start_ms(day) / 1000, tz=UTC)
+
+
+def build_kline_checks(interval: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
+    key = kline_asset_key(interval)
+    specs = [
+        dg.AssetCheckSpec(name, asset=key, description=CHECK_DESCRIPTIONS[name], partitions_def=partitions_def)
+        for name in check_names(interval)
+    ]
+
+    @dg.multi_asset_check(specs=specs, can_subset=True, name=f"klines_{interval}_checks")
+    def _checks(context: dg.AssetCheckExecutionContext, marketdata: MarketDataResource) -> Iterator:
+        selected = {k.name for k in context.selected_asset_check_keys}
+        yield from evaluate_partitions(context, marketdata, interval, context.partition_keys, selected)
+
+    return _checks
+
+
+def evaluate_partitions(
+    context: dg.AssetCheckExecutionContext,
+    marketdata: MarketDataResource,
+    interval: str,
+    keys: Sequence[str],
+    selected: set[str],
+) -> Iterator[dg.AssetCheckEvaluation]:
+    try:
+        grouped = days_by_symbol(keys)
+    except InvalidInputError as exc:
+        raise dg.Failure(description=f"klines_{interval} checks: {exc}") from None
+    runtime = marketdata.runtime()
+    repo = runtime.repo
+    asset_key = kline_asset_key(interval)
+    failed_partitions = 0
+    for symbol, days in grouped.items():
+        verdicts = check_symbol_days(repo, symbol, interval, days, selected)
+        statuses: dict[date, str] = {}
+        reset: set[date] = set()
+        for day in days:
+            pk = str(partition_key(day, symbol))
+            worst = ev.PASSED
+            for name in (n for n in check_names(interval) if n in selected):
+                verdict = verdicts[name][day]
+                severity = dg.AssetCheckSeverity.WARN if name in WARN_ONLY else dg.AssetCheckSeverity.ERROR
+                meta = {"status": verdict.status, **verdict.metadata}
+                yield dg.AssetCheckEvaluation(
+                    asset_key=asset_key,
+                    check_name=name,
+                    passed=verdict.passed,
+                    metadata=meta,
+                    severity=severity,
+                    description=f"{pk}: {verdict.description}",
+                    partition=pk,
+                )
+                if verdict.status == ev.FAILED and severity == dg.AssetCheckSeverity.ERROR:
+                    worst = ev.FAILED
+                elif verdict.status != ev.PASSED and worst == ev.PASSED:
+                    worst = ev.WARNING
+                if name == GAP_CHECK and verdict.passed:
+                    reset.add(day)
+            statuses[day] = worst
+            failed_partitions += worst == ev.FAILED
+        record_check_status(runtime.engine, symbol, interval, statuses, reset)
+    context.log.info(f"klines_{interval}: checked {len(keys)} partition(s), {failed_partitions} failed")
+
+
+def check_symbol_days(
+    repo, symbol: str, interval: str, days: Sequence[date], selected: set[str]
+) -> dict[str, dict[date, ev.DayCheck]]:
+    """Every selected check for each day of one symbol, from one read of the range (plus the day before)."""
+    first, last = days[0], days[-1]
+    frame = repo.get_klines(symbol, interval, _utc(first - timedelta(days=1)), _utc(last + timedelta(days=1)))
+    span = [first + timedelta(days=i) for i in range(-1, (last - first).days + 1)]
+    per_day = ev.split_by_day(frame, span)
+    ledger = {row.day: row for row in repo.get_ledger(DATASET, symbol, interval, first, last)}
+    minutes_by_day: dict[date, pd.DataFrame] = {}
+    if "agrees_with_1m" in selected and interval != "1m":
+        minutes = repo.get_klines(symbol, "1m", _utc(first), _utc(last + timedelta(days=1)))
+        minutes_by_day = ev.split_by_day(minutes, list(days))
+    out: dict[str, dict[date, ev.DayCheck]] = {name: {} for name in check_names(interval)}
+    if "schema" in selected:
+        day_frames = pd.concat([per_day[d] for d in days]) if days else frame.iloc[:0]
+        out["schema"] = ev.check_schema(days, day_frames, interval, f"{symbol} {interval}")
+    for day in days:
+        rows = per_day[day]
+        if GAP_CHECK in selected:
+            out[GAP_CHECK][day] = ev.check_gaps(day, rows, interval, ledger.get(day))
+        if "duplicates" in selected:
+            out["duplicates"][day] = ev.check_duplicates(day, rows)
+        if "ohlc" in selected:
+            out["ohlc"][day] = ev.check_ohlc(day, rows)
+        if "continuity" in selected:
+            previous = per_day[day - timedelta(days=1)]
+            out["continuity"][day] = ev.check_continuity(day, rows, previous, interval)
+        if "agrees_with_1m" in selected and interval != "1m":
+            out["agrees_with_1m"][day] = ev.check_agrees_with_1m(day, rows, minutes_by_day[day], interval)
+    return out

@@ -1,0 +1,243 @@
+"""The per-day kline checks as pure functions over frames and ledger rows (no Dagster, easy to test).
+
+Each function takes the stored rows of a symbol over a range of days (one read for the whole range: a
+symbol-year is checked in one pass) and returns one `DayCheck` per day. `checks.py` turns them into
+Dagster check evaluations attributed to each day's partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from marketdata_assets.binance.intervals import DAY_MS, day_start_ms, interval_ms
+from marketdata_assets.validation.gaps import EXCHANGE_GAP, FILLABLE, OUT_OF_RANGE, Gap, find_missing
+from marketdata_assets.validation.schemas import KlineValidationError, validate_klines
+
+PASSED, WARNING, FAILED = "passed", "warning", "failed"
+# A first bar opening this far from the previous day's last close is flagged (a warning, not an error:
+# crypto can move that much in a minute, rarely).
+CONTINUITY_MAX_JUMP = 0.05
+AGGREGATE_RTOL = 1e-9
+
+
+@dataclass
+class DayCheck:
+    """One check's verdict for one day; `warning` passes but is shown (exchange gaps, price jumps)."""
+
+    day: date
+    status: str
+    description: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.status != FAILED
+
+
+def open_ms(frame: pd.DataFrame) -> np.ndarray:
+    """Open times as int64 ms (the canonical frame holds datetime64[ms, UTC])."""
+    if frame.empty:
+        return np.empty(0, dtype=np.int64)
+    return frame["open_time"].to_numpy(dtype="datetime64[ms]").astype(np.int64)
+
+
+def split_by_day(frame: pd.DataFrame, days: Sequence[date]) -> dict[date, pd.DataFrame]:
+    """Rows of each day (by open time); days without rows get an empty frame."""
+    times = open_ms(frame)
+    if times.size and not bool(np.all(times[1:] >= times[:-1])):
+        order = np.argsort(times, kind="stable")
+        frame, times = frame.iloc[order], times[order]
+    out = {}
+    for day in days:
+        lo = day_start_ms(day)
+        a, b = np.searchsorted(times, [lo, lo + DAY_MS], side="left")
+        out[day] = frame.iloc[a:b]
+    return out
+
+
+# -- gaps ---------------------------------------------------------------------------------------------
+def _contiguous(bars: np.ndarray, step: int, interval: str, cls: str) -> list[Gap]:
+    breaks = np.nonzero(np.diff(bars) != step)[0]
+    starts = np.concatenate(([bars[0]], bars[breaks + 1]))
+    ends = np.concatenate((bars[breaks], [bars[-1]])) + step
+    return [Gap(interval, int(s), int(e), cls) for s, e in zip(starts, ends, strict=True)]
+
+
+def classify_missing(stored_ms: Iterable[int], interval: str, day: date, ledger_gaps: Sequence[dict]) -> list[Gap]:
+    """Missing bars of a day, classed by what the load recorded: a bar inside a recorded exchange gap or
+    out-of-range span keeps that class; any other missing bar is fillable (the exchange had it, or nobody
+    asked yet: a deleted row, a failed load)."""
+    lo = day_start_ms(day)
+    missing = find_missing(stored_ms, interval, lo, lo + DAY_MS)
+    if not missing:
+        return []
+    step = interval_ms(interval)
+    bars = np.concatenate([np.arange(g.start_ms, g.end_ms, step, dtype=np.int64) for g in missing])
+    labels = np.full(bars.size, FILLABLE, dtype=object)
+    for gap in ledger_gaps:
+        cls = gap.get("cls")
+        if cls in (EXCHANGE_GAP, OUT_OF_RANGE):
+            labels[(bars >= int(gap["start_ms"])) & (bars < int(gap["end_ms"]))] = cls
+    out: list[Gap] = []
+    for cls in (FILLABLE, EXCHANGE_GAP, OUT_OF_RANGE):
+        selected = bars[labels == cls]
+        if selected.size:
+            out += _contiguous(selected, step, interval, cls)
+    return sorted(out, key=lambda g: g.start_ms)
+
+
+def check_gaps(day: date, frame: pd.DataFrame, interval: str, ledger: Any | None) -> DayCheck:
+    """Fail on fillable gaps; pass with a warning on exchange gaps; out of range is not a gap."""
+    if ledger is None:
+        return DayCheck(day, FAILED, "never loaded: no ledger entry for this day",
+                        {"fillable_bars": 0, "never_loaded": True})
+    if ledger.status == "failed":
+        return DayCheck(day, FAILED, f"the last load failed: {ledger.last_error}", {"last_error": ledger.last_error})
+    gaps = classify_missing(open_ms(frame), interval, day, list(ledger.missing or []))
+    bars = {cls: sum(g.bars for g in gaps if g.cls == cls) for cls in (FILLABLE, EXCHANGE_GAP, OUT_OF_RANGE)}
+    meta = {
+        "fillable_bars": bars[FILLABLE],
+        "exchange_gap_bars": bars[EXCHANGE_GAP],
+        "out_of_range_bars": bars[OUT_OF_RANGE],
+        "stored_rows": len(frame),
+        "gaps": [g.as_dict() for g in gaps if g.cls != OUT_OF_RANGE][:50],
+    }
+    if bars[FILLABLE]:
+        return DayCheck(day, FAILED, f"{bars[FILLABLE]} bar(s) missing that the exchange may have "
+                        "(fillable): the repair sensor re-runs this partition", meta)
+    if bars[EXCHANGE_GAP]:
+        return DayCheck(day, WARNING, f"{bars[EXCHANGE_GAP]} bar(s) missing at the exchange too "
+                        "(exchange gap, e.g. maintenance): recorded, not retried", meta)
+    if ledger.status == "out_of_range":
+        return DayCheck(day, PASSED, "out of range (before listing, after delisting or in the future)", meta)
+    return DayCheck(day, PASSED, "no gaps", meta)
+
+
+# -- schema, duplicates, OHLC -------------------------------------------------------------------------
+def check_schema(days: Sequence[date], frame: pd.DataFrame, interval: str, label: str) -> dict[date, DayCheck]:
+    """pandera over the whole range at once; on failure, failures are attributed to their days."""
+    bad: dict[date, list[str]] = {}
+    if not frame.empty:
+        try:
+            validate_klines(frame.reset_index(drop=True), interval, label)
+        except KlineValidationError as exc:
+            failures = exc.failures
+            times = open_ms(frame)
+            for _, row in failures.iterrows():
+                idx = row.get("index")
+                text = f"{row.get('column') or 'frame'}: {row.get('check')}"
+                if pd.notna(idx) and 0 <= int(idx) < len(times):
+                    day = pd.Timestamp(int(times[int(idx)]), unit="ms", tz="UTC").date()
+                    bad.setdefault(day, []).append(f"{pd.Timestamp(int(times[int(idx)]), unit='ms')}: {text}")
+                else:
+                    for day in days:
+                        bad.setdefault(day, []).append(text)
+    out = {}
+    for day in days:
+        if day in bad:
+            out[day] = DayCheck(day, FAILED, f"{len(bad[day])} schema failure(s): " + "; ".join(bad[day][:5]),
+                                {"failures": bad[day][:50]})
+        else:
+            out[day] = DayCheck(day, PASSED, "schema valid")
+    return out
+
+
+def check_duplicates(day: date, frame: pd.DataFrame) -> DayCheck:
+    dups = int(frame["open_time"].duplicated().sum()) if not frame.empty else 0
+    if dups:
+        times = frame.loc[frame["open_time"].duplicated(keep=False), "open_time"].astype(str).unique()
+        return DayCheck(day, FAILED, f"{dups} duplicate open time(s)", {"duplicates": list(times[:20])})
+    return DayCheck(day, PASSED, "no duplicate open times", {"duplicates": 0})
+
+
+def ohlc_violations(frame: pd.DataFrame) -> pd.Series:
+    """Per row, the first broken invariant ('' when none)."""
+    reasons = pd.Series("", index=frame.index, dtype=object)
+    rules = [
+        ("low > open/close", frame["low"] > frame[["open", "close"]].min(axis=1)),
+        ("high < open/close", frame["high"] < frame[["open", "close"]].max(axis=1)),
+        ("low > high", frame["low"] > frame["high"]),
+        ("price <= 0", frame[["open", "high", "low", "close"]].le(0).any(axis=1)),
+        ("negative volume", frame[["volume", "quote_volume"]].lt(0).any(axis=1)),
+        ("taker buy > volume", (frame["taker_buy_volume"] > frame["volume"])
+         | (frame["taker_buy_quote_volume"] > frame["quote_volume"])),
+    ]
+    for name, mask in reversed(rules):
+        reasons[mask.to_numpy()] = name
+    return reasons
+
+
+def check_ohlc(day: date, frame: pd.DataFrame) -> DayCheck:
+    if frame.empty:
+        return DayCheck(day, PASSED, "no rows to check", {"violations": 0})
+    reasons = ohlc_violations(frame)
+    bad = reasons[reasons != ""]
+    if len(bad):
+        rows = [f"{frame.loc[i, 'open_time']}: {reason}" for i, reason in bad.head(20).items()]
+        return DayCheck(day, FAILED, f"{len(bad)} bar(s) break OHLC invariants", {"violations": rows})
+    return DayCheck(day, PASSED, "OHLC invariants hold", {"violations": 0})
+
+
+# -- continuity ---------------------------------------------------------------------------------------
+def check_continuity(day: date, frame: pd.DataFrame, previous: pd.DataFrame, interval: str) -> DayCheck:
+    """The day's first bar follows the previous day's last bar in time and (within a bound) in price."""
+    start = day_start_ms(day)
+    step = interval_ms(interval)
+    first = frame.loc[open_ms(frame) == start]
+    last = previous.loc[open_ms(previous) == start - step]
+    if first.empty or last.empty:
+        which = "this day's first bar" if first.empty else "the previous day's last bar"
+        return DayCheck(day, PASSED, f"not comparable: {which} is not stored", {"compared": False})
+    prev_close = float(last["close"].iloc[0])
+    first_open = float(first["open"].iloc[0])
+    jump = abs(first_open - prev_close) / prev_close if prev_close else 0.0
+    meta = {"compared": True, "previous_close": prev_close, "first_open": first_open, "jump": round(jump, 6)}
+    if jump > CONTINUITY_MAX_JUMP:
+        return DayCheck(day, FAILED, f"the first open is {jump:.1%} away from the previous day's last close", meta)
+    return DayCheck(day, PASSED, "continuous with the previous day", meta)
+
+
+# -- higher intervals agree with 1m -------------------------------------------------------------------
+def aggregate_from_1m(minutes: pd.DataFrame, interval: str) -> pd.DataFrame:
+    """Bars of `interval` built from complete runs of 1m bars (incomplete buckets are left out)."""
+    step = interval_ms(interval)
+    if minutes.empty:
+        return pd.DataFrame(columns=["open_ms"])
+    m = minutes.assign(open_ms=open_ms(minutes)).sort_values("open_ms")
+    m["bucket"] = m["open_ms"] // step * step
+    grouped = m.groupby("bucket", sort=True)
+    agg = pd.DataFrame({
+        "open": grouped["open"].first(), "high": grouped["high"].max(), "low": grouped["low"].min(),
+        "close": grouped["close"].last(), "volume": grouped["volume"].sum(),
+        "quote_volume": grouped["quote_volume"].sum(), "trades_count": grouped["trades_count"].sum(),
+        "taker_buy_volume": grouped["taker_buy_volume"].sum(), "n": grouped["open_ms"].count(),
+    })
+    agg = agg[agg["n"] == step // 60_000].drop(columns="n")
+    return agg.rename_axis("open_ms").reset_index()
+
+
+def check_agrees_with_1m(day: date, frame: pd.DataFrame, minutes: pd.DataFrame, interval: str) -> DayCheck:
+    built = aggregate_from_1m(minutes, interval)
+    if built.empty or frame.empty:
+        return DayCheck(day, PASSED, "not comparable: no complete 1m buckets stored for this day", {"compared": 0})
+    stored = frame.assign(open_ms=open_ms(frame))
+    joined = stored.merge(built, on="open_ms", suffixes=("", "_1m"))
+    if joined.empty:
+        return DayCheck(day, PASSED, "not comparable: no bar has all its 1m bars stored", {"compared": 0})
+    bad = np.zeros(len(joined), dtype=bool)
+    for col in ("open", "high", "low", "close", "volume", "quote_volume", "taker_buy_volume"):
+        bad |= ~np.isclose(joined[col].to_numpy(float), joined[f"{col}_1m"].to_numpy(float),
+                           rtol=AGGREGATE_RTOL, atol=0.0)
+    bad |= joined["trades_count"].to_numpy() != joined["trades_count_1m"].to_numpy()
+    meta = {"compared": int(len(joined)), "mismatches": int(bad.sum())}
+    if bad.any():
+        times = pd.to_datetime(joined.loc[bad, "open_ms"], unit="ms", utc=True).astype(str).tolist()
+        meta["mismatched_bars"] = times[:20]
+        return DayCheck(day, FAILED, f"{int(bad.sum())} of {len(joined)} bar(s) disagree with their 1m bars", meta)
+    return DayCheck(day, PASSED, f"{len(joined)} bar(s) agree with their 1m bars", meta)
