@@ -1,0 +1,323 @@
+"""Synchronous database side of the writer: one batch of normalised rows -> one committed transaction.
+
+Runs in the writer's worker thread (never on the event loop). Rows are plain tuples of str/int/bool/None
+so that a batch can also be spooled to disk as JSON and replayed unchanged.
+
+PostgreSQL: COPY into a temporary staging table, then `INSERT ... SELECT ... ON CONFLICT DO NOTHING`
+(PERFORMANCE.md: the fastest idempotent path for exact NUMERIC values); times travel as epoch ms and
+become timestamptz in the INSERT. Klines go through `MarketDataRepository.upsert_klines` (the archive-wins
+rule lives there, once). SQLite: SQLAlchemy Core `INSERT ... ON CONFLICT DO NOTHING`.
+
+A batch the database rejects for its content (constraint, type) is bisected until the bad rows are
+isolated; the good rows are stored. A batch it cannot take because it is unreachable raises
+`DatabaseUnavailable` and the writer spools it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import psycopg
+import sqlalchemy as sa
+from psycopg import sql
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+from marketdata_assets.binance.klines import RawKlines
+from marketdata_assets.storage.tables_stream import (
+    agg_trades,
+    mark_price_updates,
+    order_book_snapshots,
+    stream_gaps,
+    ticker_24h,
+)
+
+log = logging.getLogger(__name__)
+
+Row = tuple[Any, ...]
+
+# kind -> (table, column names in row order, names of the row's epoch-ms time columns)
+KINDS: dict[str, tuple[sa.Table, tuple[str, ...], frozenset[str]]] = {
+    "agg_trades": (agg_trades, ("symbol", "agg_id", "price", "quantity", "first_trade_id", "last_trade_id",
+                                "trade_time", "is_buyer_maker", "event_time", "source"),
+                   frozenset({"trade_time", "event_time"})),
+    "mark_price": (mark_price_updates, ("symbol", "event_time", "mark_price", "index_price",
+                                        "estimated_settle_price", "funding_rate", "next_funding_time"),
+                   frozenset({"event_time", "next_funding_time"})),
+    "ticker": (ticker_24h, ("symbol", "event_time", "price_change", "price_change_percent",
+                            "weighted_avg_price", "last_price", "last_qty", "open_price", "high_price",
+                            "low_price", "volume", "quote_volume", "open_time", "close_time", "first_id",
+                            "last_id", "trade_count"),
+               frozenset({"event_time", "open_time", "close_time"})),
+    "book": (order_book_snapshots, ("symbol", "last_update_id", "event_time", "depth", "bids", "asks"),
+             frozenset({"event_time"})),
+    "gaps": (stream_gaps, ("symbol", "stream", "data_type", "interval", "start_time", "end_time", "reason",
+                           "state", "rows_filled", "attempts", "last_error"),
+             frozenset({"start_time", "end_time"})),
+}
+KLINES = "klines"  # rows: (symbol, interval, source, csv_text of one or more kline lines)
+# Index of the exchange event time (ms) in each kind's row, for the latency histogram.
+EVENT_TIME_INDEX = {"agg_trades": 8, "mark_price": 1, "ticker": 1, "book": 2}
+JSON_COLUMNS = frozenset({"bids", "asks"})
+GAP_KEY = ("symbol", "stream", "start_time")
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached (connection refused, dropped, database missing)."""
+
+
+class StreamStore:
+    """Writes batches; owns one psycopg connection on PostgreSQL (used from one thread at a time)."""
+
+    def __init__(self, engine: Engine, *, repository_factory: Callable[[Engine], Any] | None = None) -> None:
+        self.engine = engine
+        self.is_postgres = engine.dialect.name == "postgresql"
+        self._fairy: Any = None
+        self._conn: psycopg.Connection | None = None
+        self._staged: set[str] = set()
+        self._repository_factory = repository_factory
+        self._repository: Any = None
+        self.rejected: list[tuple[str, Row, str]] = []  # (kind, row, error) of the last write
+
+    # ------------------------------------------------------------------ connection
+
+    def _connection(self) -> psycopg.Connection:
+        # A raw psycopg connection from the engine's pool keeps its connect args (search_path in tests).
+        if self._conn is None or self._conn.closed:
+            try:
+                self._fairy = self.engine.raw_connection()
+            except sa.exc.OperationalError as exc:
+                raise DatabaseUnavailable(str(exc.orig).strip()) from exc
+            self._conn = self._fairy.driver_connection
+            self._staged.clear()
+        return self._conn
+
+    def close(self) -> None:
+        """Drop the connection (after an error it is invalidated, not returned to the pool)."""
+        if self._fairy is not None:
+            with contextlib.suppress(Exception):  # the connection is already broken
+                self._fairy.invalidate()
+        self._fairy = None
+        self._conn = None
+
+    def ping(self) -> None:
+        """Raise DatabaseUnavailable unless a trivial query succeeds."""
+        if self.is_postgres:
+            try:
+                self._connection().execute("SELECT 1")
+                self._conn.commit()  # type: ignore[union-attr]
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                self.close()
+                raise DatabaseUnavailable(str(exc).strip()) from exc
+        else:
+            try:
+                with self.engine.connect() as connection:
+                    connection.execute(sa.text("SELECT 1"))
+            except sa.exc.OperationalError as exc:
+                raise DatabaseUnavailable(str(exc).strip()) from exc
+
+    # ------------------------------------------------------------------ batches
+
+    def write(self, batch: dict[str, list[Row]], notify: Callable[[str, list[Row]], list[bytes]] | None = None
+              ) -> dict[str, int]:
+        """Store one batch (all kinds); returns rows stored per kind. Bad rows land in `self.rejected`."""
+        self.rejected = []
+        written: dict[str, int] = {}
+        for kind, rows in batch.items():
+            if not rows:
+                continue
+            if kind == KLINES:
+                written[kind] = self._write_klines(rows)
+            else:
+                written[kind] = self._write_isolating(kind, rows)
+        if notify is not None and self.is_postgres:
+            self._notify(batch, notify)
+        return written
+
+    def _write_isolating(self, kind: str, rows: list[Row]) -> int:
+        """Write rows; on a content error split the batch in halves until the bad rows are alone."""
+        try:
+            self._write_kind(kind, rows)
+            return len(rows)
+        except DatabaseUnavailable:
+            raise
+        except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError,
+                sa.exc.StatementError, ValueError, TypeError) as exc:
+            if len(rows) == 1:
+                message = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300]
+                log.warning("database refused a %s row %r: %s", kind, rows[0], message)
+                self.rejected.append((kind, rows[0], message))
+                return 0
+            middle = len(rows) // 2
+            return self._write_isolating(kind, rows[:middle]) + self._write_isolating(kind, rows[middle:])
+
+    def _write_kind(self, kind: str, rows: list[Row]) -> None:
+        if kind == "gaps":
+            self._upsert_gaps(rows)
+        elif self.is_postgres:
+            self._copy_insert(kind, rows)
+        else:
+            self._core_insert(kind, rows)
+
+    # ------------------------------------------------------------------ PostgreSQL COPY path
+
+    def _stage_name(self, kind: str) -> str:
+        return f"_stage_{kind}"
+
+    def _ensure_stage(self, conn: psycopg.Connection, kind: str) -> None:
+        if kind in self._staged:
+            return
+        table, columns, times = KINDS[kind]
+        # Staging mirrors the target's types except times, which arrive as epoch ms (bigint).
+        defs = []
+        for name in columns:
+            column = table.c[name]
+            if name in times:
+                type_sql = "bigint"
+            elif name in JSON_COLUMNS:
+                type_sql = "jsonb"
+            else:
+                type_sql = column.type.compile(dialect=postgresql.dialect())
+            defs.append(sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(type_sql)))
+        conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
+            sql.Identifier(self._stage_name(kind)), sql.SQL(", ").join(defs)))
+        conn.commit()
+        self._staged.add(kind)
+
+    def _copy_insert(self, kind: str, rows: list[Row]) -> None:
+        table, columns, times = KINDS[kind]
+        try:
+            conn = self._connection()
+            self._ensure_stage(conn, kind)
+            stage = sql.Identifier(self._stage_name(kind))
+            with conn.cursor() as cursor:
+                with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(
+                        stage, sql.SQL(", ").join(map(sql.Identifier, columns)))) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                selects = [
+                    sql.SQL("to_timestamp({} / 1000.0)").format(sql.Identifier(c)) if c in times
+                    else sql.Identifier(c)
+                    for c in columns
+                ]
+                cursor.execute(sql.SQL(
+                    "INSERT INTO {} ({}, ingested_at) SELECT {}, now() FROM {} ON CONFLICT DO NOTHING"
+                ).format(sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns)),
+                         sql.SQL(", ").join(selects), stage))
+            conn.commit()
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self.close()
+            raise DatabaseUnavailable(str(exc).strip()) from exc
+        except psycopg.Error:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        if self._conn is not None and not self._conn.closed:
+            try:
+                self._conn.rollback()
+            except psycopg.Error:
+                self.close()
+
+    def _notify(self, batch: dict[str, list[Row]], notify: Callable[[str, list[Row]], list[bytes]]) -> None:
+        try:
+            conn = self._connection()
+            for kind, rows in batch.items():
+                for payload in notify(kind, rows):
+                    conn.execute("SELECT pg_notify('market_data', %s)", (payload.decode(),))
+            conn.commit()
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self.close()
+            raise DatabaseUnavailable(str(exc).strip()) from exc
+
+    # ------------------------------------------------------------------ generic (SQLite) path
+
+    def _dicts(self, kind: str, rows: Sequence[Row]) -> list[dict[str, Any]]:
+        _, columns, _ = KINDS[kind]
+        now = datetime.now(UTC)
+        out = []
+        for row in rows:
+            item = dict(zip(columns, row, strict=True))
+            for name in JSON_COLUMNS & item.keys():
+                if isinstance(item[name], str):
+                    item[name] = orjson.loads(item[name])
+            item["ingested_at"] = now
+            out.append(item)
+        return out
+
+    def _dialect_insert(self, table: sa.Table) -> Any:
+        return (postgresql.insert if self.is_postgres else sqlite.insert)(table)
+
+    def _core_insert(self, kind: str, rows: list[Row]) -> None:
+        table = KINDS[kind][0]
+        statement = self._dialect_insert(table).on_conflict_do_nothing()
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(statement, self._dicts(kind, rows))
+        except sa.exc.OperationalError as exc:
+            raise DatabaseUnavailable(str(exc.orig).strip()) from exc
+        except sa.exc.DBAPIError as exc:
+            raise ValueError(str(exc.orig)) from exc
+
+    def _upsert_gaps(self, rows: list[Row]) -> None:
+        # The last version of each gap in the batch wins (rows are in time order).
+        latest: dict[tuple, dict[str, Any]] = {}
+        for item in self._dicts("gaps", rows):
+            item.pop("ingested_at")
+            item["detected_at"] = item["updated_at"] = datetime.now(UTC)
+            latest[tuple(item[k] for k in GAP_KEY)] = item
+        insert = self._dialect_insert(stream_gaps)
+        statement = insert.on_conflict_do_update(
+            index_elements=list(GAP_KEY),
+            set_={
+                "end_time": sa.func.coalesce(insert.excluded.end_time, stream_gaps.c.end_time),
+                "state": insert.excluded.state, "reason": insert.excluded.reason,
+                "rows_filled": insert.excluded.rows_filled, "attempts": insert.excluded.attempts,
+                "last_error": insert.excluded.last_error, "updated_at": insert.excluded.updated_at,
+            },
+        )
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(statement, list(latest.values()))
+        except sa.exc.OperationalError as exc:
+            raise DatabaseUnavailable(str(exc.orig).strip()) from exc
+        except sa.exc.DBAPIError as exc:
+            raise ValueError(str(exc.orig)) from exc
+
+    # ------------------------------------------------------------------ klines
+
+    def _repo(self) -> Any:
+        if self._repository is None:
+            if self._repository_factory is None:
+                from marketdata_assets.storage.repository import MarketDataRepository
+
+                self._repository_factory = MarketDataRepository
+            self._repository = self._repository_factory(self.engine)
+        return self._repository
+
+    def _write_klines(self, rows: list[Row]) -> int:
+        groups: dict[tuple[str, str, str], list[str]] = {}
+        for symbol, interval, source, text in rows:
+            groups.setdefault((symbol, interval, source), []).append(text)
+        stored = 0
+        for (symbol, interval, source), texts in groups.items():
+            raw = RawKlines(symbol, interval, source, "".join(texts).encode("ascii"))
+            try:
+                self._repo().upsert_klines(raw)
+                stored += len(raw)
+            except sa.exc.OperationalError as exc:
+                raise DatabaseUnavailable(str(exc.orig).strip()) from exc
+            except (sa.exc.DBAPIError, ValueError) as exc:
+                if len(texts) == 1:
+                    message = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300]
+                    log.warning("database refused klines %s %s %r: %s", symbol, interval, texts[0], message)
+                    self.rejected.append((KLINES, (symbol, interval, source, texts[0]), message))
+                    continue
+                stored += self._write_klines([(symbol, interval, source, t) for t in texts[:len(texts) // 2]])
+                stored += self._write_klines([(symbol, interval, source, t) for t in texts[len(texts) // 2:]])
+        return stored
