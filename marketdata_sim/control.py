@@ -78,11 +78,11 @@ async def outages(request: web.Request) -> web.Response:
 
 
 async def reset(request: web.Request) -> web.Response:
-    from marketdata_sim.server import FAULTS_KEY, LIMITER_KEY
+    from marketdata_sim.server import FAULTS_KEY, LIMITER_KEY, STATE_KEY
 
     request.app[LIMITER_KEY].reset()
-    request.app["sim_status_counts"].clear()
-    request.app["sim_archive_requests"] = 0
+    request.app[STATE_KEY].status_counts.clear()
+    request.app[STATE_KEY].archive_requests = 0
     request.app[FAULTS_KEY].update({"clear": True})
     return web.json_response({"ok": True})
 

@@ -122,8 +122,9 @@ async def server_time(request: web.Request) -> web.Response:
 
 async def exchange_info(request: web.Request) -> web.Response:
     from marketdata_sim.exchange_info import exchange_info as build
+    from marketdata_sim.server import STATE_KEY
 
-    return json_response(build(_market(request), request.app["sim_limits"].weight_limit))
+    return json_response(build(_market(request), request.app[STATE_KEY].limits.weight_limit))
 
 
 def _kline_handler(kind: str, param: str) -> Callable:

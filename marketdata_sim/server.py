@@ -27,6 +27,20 @@ LIMITER_KEY = web.AppKey("limiter", RateLimiter)
 
 
 @dataclass
+class SimState:
+    """Mutable per-app state (the app itself is frozen once it runs)."""
+
+    config: SimConfig
+    limits: LimitConfig
+    status_counts: Counter = field(default_factory=Counter)
+    archive_requests: int = 0
+    release: asyncio.Event = field(default_factory=asyncio.Event)  # set at shutdown: hung requests end
+
+
+STATE_KEY: web.AppKey[SimState] = web.AppKey("sim_state", SimState)
+
+
+@dataclass
 class SimConfig:
     """Server-side knobs (the market's own are seed, outages, now)."""
 
@@ -57,10 +71,11 @@ async def _sim_middleware(request: web.Request, handler):  # noqa: ANN001, ANN20
     path = request.path
     if path.startswith("/_sim/"):
         return await handler(request)
-    stats: Counter = app["sim_status_counts"]
+    state = app[STATE_KEY]
+    stats = state.status_counts
     faults = app[FAULTS_KEY]
     if faults.take_hang(path):
-        await app["sim_release"].wait()
+        await state.release.wait()
         raise web.HTTPServiceUnavailable()
     delay = faults.take_delay(path)
     if delay:
@@ -101,7 +116,7 @@ async def _archive_file(request: web.Request) -> web.StreamResponse:
     app = request.app
     archive, faults = app[ARCHIVE_KEY], app[FAULTS_KEY]
     key = request.path.lstrip("/")
-    app["sim_archive_requests"] += 1
+    app[STATE_KEY].archive_requests += 1
     f = archive.parse_key(key)
     if f is None or not archive.published(f) or f.key in faults.missing:
         return web.Response(body=no_such_key(key), status=404, content_type="application/xml")
@@ -129,7 +144,7 @@ async def _listing(request: web.Request) -> web.Response:
         max_keys = int(q.get("max-keys", "1000"))
     except ValueError:
         max_keys = 1000
-    request.app["sim_archive_requests"] += 1
+    request.app[STATE_KEY].archive_requests += 1
     body = request.app[ARCHIVE_KEY].listing_xml(q.get("prefix", ""), q.get("delimiter", ""), q.get("marker", ""),
                                                  max_keys)
     return web.Response(body=body, content_type="application/xml")
@@ -149,11 +164,7 @@ def build_app(market: SimMarket, config: SimConfig | None = None) -> web.Applica
     limits = config.limit_config()
     limiter = RateLimiter(limits) if config.rate_clock == "wall" else RateLimiter(limits, lambda: market.now_ms)
     app[LIMITER_KEY] = limiter
-    app["sim_limits"] = limits
-    app["sim_config"] = config
-    app["sim_status_counts"] = Counter()
-    app["sim_archive_requests"] = 0
-    app["sim_release"] = asyncio.Event()
+    app[STATE_KEY] = SimState(config, limits)
     add_rest_routes(app)
     app.router.add_get("/data.binance.vision", _listing)
     app.router.add_get("/data/{tail:.*}", _archive_file)
@@ -167,7 +178,7 @@ def build_app(market: SimMarket, config: SimConfig | None = None) -> web.Applica
         ws.add_ws_routes(app, market)
 
     async def _release_hangs(app: web.Application) -> None:
-        app["sim_release"].set()
+        app[STATE_KEY].release.set()
 
     app.on_shutdown.append(_release_hangs)
     return app
@@ -175,8 +186,9 @@ def build_app(market: SimMarket, config: SimConfig | None = None) -> web.Applica
 
 def stats_of(app: web.Application) -> dict:
     out = app[LIMITER_KEY].stats()
-    out["status_counts"] = {str(k): v for k, v in app["sim_status_counts"].items()}
-    out["archive_requests"] = app["sim_archive_requests"]
+    state = app[STATE_KEY]
+    out["status_counts"] = {str(k): v for k, v in state.status_counts.items()}
+    out["archive_requests"] = state.archive_requests
     out["now_ms"] = app[MARKET_KEY].now_ms
     return out
 
@@ -292,8 +304,8 @@ class SimServer:
     def reset(self) -> None:
         """Counters, bans and faults back to the start (the clock stays)."""
         self.app[LIMITER_KEY].reset()
-        self.app["sim_status_counts"].clear()
-        self.app["sim_archive_requests"] = 0
+        self.app[STATE_KEY].status_counts.clear()
+        self.app[STATE_KEY].archive_requests = 0
         self.app[FAULTS_KEY].update({"clear": True})
 
 

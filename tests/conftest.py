@@ -1,0 +1,31 @@
+"""Shared pytest fixtures. Keep one section per owner; add new fixtures in their own section."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+# ----- storage (marketdata_assets.storage): pg_engine, sqlite_engine, db_engine, repo -----------------
+pytest_plugins = ["tests.fixtures_db"]
+
+# ----- simulator (marketdata_sim) -------------------------------------------------------------------
+SIM_NOW = "2024-04-02T12:00:00Z"
+
+
+@pytest.fixture
+def sim() -> Iterator:
+    """A fresh local Binance on loopback: clock frozen at 2024-04-02T12:00Z, default outage windows."""
+    from marketdata_sim import SimServer
+
+    with SimServer(now=SIM_NOW) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def sim_session() -> Iterator:
+    """One simulator for read-only tests (same settings as `sim`); do not change its clock or faults."""
+    from marketdata_sim import SimServer
+
+    with SimServer(now=SIM_NOW) as server:
+        yield server
