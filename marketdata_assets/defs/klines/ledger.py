@@ -43,16 +43,9 @@ def repair_attempts(engine: Engine, symbol: str, interval: str, day: date) -> in
     return int(value or 0)
 
 
-def add_repair_attempt(engine: Engine, symbol: str, interval: str, day: date) -> int:
-    """Count one more repair run for the day (the row exists: a gap check ran on it); returns the new count."""
-    with engine.begin() as conn:
-        conn.execute(
-            sa.update(ledger)
-            .where(_where(symbol, interval, day))
-            .values(repair_attempts=ledger.c.repair_attempts + 1, updated_at=datetime.now(UTC))
-        )
-        value = conn.execute(sa.select(ledger.c.repair_attempts).where(_where(symbol, interval, day))).scalar()
-    return int(value or 0)
+def add_repair_attempt(repo, symbol: str, interval: str, day: date) -> int:
+    """Count one more repair run for the day; returns the new count (0 when the day has no ledger row)."""
+    return int(repo.record_repair_attempt(DATASET, symbol, interval, day) or 0)
 
 
 def provisional_days(engine: Engine, intervals: list[str], before: date, limit: int) -> list[tuple[str, str, date]]:

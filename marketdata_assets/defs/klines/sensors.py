@@ -93,7 +93,8 @@ def build_gap_repair_sensor(
         now = time.time()
         known_symbols = set(context.instance.get_dynamic_partitions(SYMBOLS_PARTITIONS_NAME))
         runs: list[dg.RunRequest] = []
-        engine = marketdata.runtime().engine if pending else None
+        runtime = marketdata.runtime() if pending else None
+        engine = runtime.engine if runtime else None
         for entry, item in sorted(pending.items()):
             if len(runs) >= MAX_RUNS_PER_TICK or now < item["not_before"]:
                 continue
@@ -109,7 +110,7 @@ def build_gap_repair_sensor(
                                     "giving up (see `marketdata gaps`)")
                 pending.pop(entry)
                 continue
-            attempt = max(add_repair_attempt(engine, symbol, interval, day), attempts + 1)
+            attempt = max(add_repair_attempt(runtime.repo, symbol, interval, day), attempts + 1)
             item.update(attempts=attempt, not_before=now + backoff_seconds(backoff_base_seconds, attempt))
             runs.append(kline_run_request(
                 interval, pk, run_key=f"{REASON_REPAIR}:{asset_name}:{pk}:{attempt}",
