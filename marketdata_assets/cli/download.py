@@ -93,12 +93,14 @@ def download_command(symbols, intervals, start, end, days, force, no_progress, *
     try:
         wanted = [validate_symbol(s.upper()) for s in symbols]
         chosen = [validate_interval(i) for i in (intervals or (settings.default_interval,))]
-        day_list = resolve_days(start, end, days, today_utc())
+        resolve_days(start, end, days, today_utc())  # syntax and order, before touching the network
     except InvalidInputError as exc:
         raise click.UsageError(str(exc)) from None
 
     with open_runtime(settings) as runtime:
         try:
+            # the exchange's clock says what "today" is; its exchangeInfo which symbols exist and since when
+            day_list = resolve_days(start, end, days, today_utc(runtime.rest.server_time_ms()))
             known = parse_exchange_info(runtime.rest.exchange_info())
             check_listing(known, wanted, day_list[0])
         except InvalidInputError as exc:
@@ -113,13 +115,14 @@ def download_command(symbols, intervals, start, end, days, force, no_progress, *
         failure: Exception | None = None
         with tqdm(total=total, unit="day", disable=no_progress, dynamic_ncols=True) as bar:
             def advance(result: DayResult) -> None:
+                results.append(result)
                 bar.set_postfix_str(result.label, refresh=False)
                 bar.update(1)
 
             try:
                 for symbol in wanted:
                     for interval in chosen:
-                        results += loader.load(symbol, interval, day_list, force=force, progress=advance)
+                        loader.load(symbol, interval, day_list, force=force, progress=advance)
             except Exception as exc:  # noqa: BLE001 - reported below; committed days stay intact
                 failure = exc
     click.echo(summary_table(results))

@@ -12,7 +12,7 @@ import click
 COMMANDS = {
     "download": "marketdata_assets.cli.download:download_command",
     "db": "marketdata_assets.cli.db:db_group",
-    "sim": "marketdata_sim.cli:sim_command",
+    "sim": "marketdata_assets.cli.sim:sim_command",
     "backfill": "marketdata_assets.cli.backfill:backfill_command",
     "gaps": "marketdata_assets.cli.gaps:gaps_command",
     "stream": "streaming.cli:stream_command",

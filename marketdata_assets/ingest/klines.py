@@ -13,7 +13,6 @@ so a day is never marked complete without its rows, and a failed day never half-
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,8 +42,9 @@ from marketdata_assets.validation.schemas import KlineValidationError, validate_
 log = logging.getLogger(__name__)
 
 DATASET = "klines"
+# "incomplete": the day is not over yet (its bars so far are stored; the rest is out of range until it closes)
 COMPLETE, PARTIAL, OUT_OF_RANGE_STATUS, FAILED, UNCHANGED = (
-    "complete", "partial", "out_of_range", "failed", "unchanged",
+    "complete", "incomplete", "out_of_range", "failed", "unchanged",
 )
 
 
@@ -100,10 +100,6 @@ class _DayPlan:
     result: DayResult | None = None
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class KlineLoader:
     """Loads klines day by day into the repository; see the module docstring for the rules."""
 
@@ -121,7 +117,8 @@ class KlineLoader:
         self.rest = rest
         self.archive = archive
         self._symbols = symbols
-        self.now_ms = now_ms or _now_ms
+        # the exchange's clock decides what has closed (a skewed local clock must not invent gaps)
+        self.now_ms = now_ms or rest.server_time_ms
         self.batch_days = batch_days
         # rows inserted / updated / left unchanged by this loader's writes (the store counts per batch)
         self.written: Counter[str] = Counter()
@@ -198,11 +195,12 @@ class KlineLoader:
         self._validate(interval, [p for p in plans if p.result is None])
         return self._store(info, interval, plans, now)
 
-    def _unchanged_candidates(self, symbol: str, interval: str, days: list[date]) -> dict[date, tuple[str, int]]:
-        """Days whose ledger holds an archive checksum and a row count that the store still has."""
+    def _unchanged_candidates(self, symbol: str, interval: str, days: list[date]) -> dict[date, LedgerRow]:
+        """Ledger rows of days that hold an archive checksum and whose rows the store still has."""
+        wanted = set(days)
         ledger = {
             row.day: row for row in self.repo.get_ledger(DATASET, symbol, interval, days[0], days[-1])
-            if row.archive_checksum and row.status == COMPLETE and row.day in set(days)
+            if row.archive_checksum and row.status == COMPLETE and row.day in wanted
         }
         if not ledger:
             return {}
@@ -210,13 +208,11 @@ class KlineLoader:
         hi = day_start_ms(max(ledger)) + DAY_MS
         stored = self.repo.kline_open_times(symbol, interval, lo, hi)
         counts = np.bincount((stored - lo) // DAY_MS, minlength=(hi - lo) // DAY_MS)
-        out = {}
-        for day, row in ledger.items():
-            if counts[(day_start_ms(day) - lo) // DAY_MS] == row.actual_rows:
-                out[day] = (row.archive_checksum, row.actual_rows)
-        return out
+        return {
+            day: row for day, row in ledger.items() if counts[(day_start_ms(day) - lo) // DAY_MS] == row.actual_rows
+        }
 
-    def _fetch_day(self, info: SymbolInfo, interval: str, plan: _DayPlan, known: tuple[str, int] | None) -> None:
+    def _fetch_day(self, info: SymbolInfo, interval: str, plan: _DayPlan, known: LedgerRow | None) -> None:
         symbol = info.symbol
         notes: list[str] = []
         checksum = None
@@ -225,10 +221,13 @@ class KlineLoader:
             try:
                 if known is not None and self.archive.fetch_checksum(
                     self.archive.archive_path("klines", symbol, plan.day, interval=interval)
-                ) == known[0]:
-                    plan.result = DayResult(symbol, interval, plan.day, UNCHANGED, stored_rows=known[1],
-                                            expected_rows=len(range(plan.lo, plan.hi, interval_ms(interval))),
-                                            archive_checksum=known[0])
+                ) == known.archive_checksum:
+                    plan.result = DayResult(
+                        symbol, interval, plan.day, UNCHANGED, expected_rows=known.expected_rows,
+                        stored_rows=known.actual_rows, sources=dict(known.sources or {}),
+                        archive_checksum=known.archive_checksum,
+                        gaps=[Gap(g["interval"], g["start_ms"], g["end_ms"], g["cls"]) for g in known.missing or []],
+                    )
                     return
                 got = self.archive.daily_klines(symbol, interval, plan.day)
                 if got is None:
@@ -244,7 +243,7 @@ class KlineLoader:
         else:
             holes = [Gap(interval, plan.lo, plan.hi)]
         for hole in holes:
-            fetched = self.rest.klines(symbol, interval, hole.start_ms, hole.end_ms - 1)
+            fetched = self.rest.klines(symbol, interval, hole.start_ms, hole.end_ms)
             fetched = fetched.select(hole.start_ms, hole.end_ms)
             if len(fetched):
                 plan.parts.append(fetched)
@@ -322,5 +321,8 @@ class KlineLoader:
         return results
 
 
-def today_utc() -> date:
+def today_utc(now_ms: int | None = None) -> date:
+    """Today in UTC, by the given clock (e.g. the exchange's server time) or the local one."""
+    if now_ms is not None:
+        return ms_to_datetime(now_ms).date()
     return datetime.now(UTC).date()
