@@ -22,7 +22,7 @@ def normalise_url(url: str | URL) -> URL:
             text = "postgresql://" + text.removeprefix("postgres://")
         try:
             parsed = make_url(text)
-        except ArgumentError:
+        except (ArgumentError, ValueError):
             raise InvalidInputError(f"DATABASE_URL {describe_url(text)!r} is not a database URL") from None
     else:
         parsed = url
@@ -46,7 +46,7 @@ def describe_url(url: str | URL) -> str:
         return url.render_as_string(hide_password=True)
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         # not parseable: hide anything between "://user:" and "@"
         head, sep, rest = url.partition("://")
         if sep and "@" in rest:

@@ -56,8 +56,10 @@ def _frame(columns: dict[str, object], symbol: str, interval: str, n: int, exact
                 "UTC"
             ).astype(TIME_DTYPE)
         elif name in DECIMAL_COLUMNS:
-            strings = pd.Series(values, dtype="object")
-            data[name] = strings.map(Decimal) if exact else strings.astype("float64")
+            if exact:
+                data[name] = pd.Series(np.fromiter(map(Decimal, values), dtype=object, count=n), dtype=object)
+            else:
+                data[name] = pd.Series(np.asarray(values, dtype="float64"))
         else:
             data[name] = pd.Series(np.asarray(values, dtype="int64"))
     return pd.DataFrame(data, columns=list(FRAME_COLUMNS))

@@ -45,8 +45,11 @@ _stage = sa.Table(
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DROP",
 )
-_COPY = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
-    sql.Identifier(STAGE_NAME), sql.SQL(", ").join(sql.Identifier(c.name) for c in _stage.columns)
+# NULL is set to a marker that never occurs, so an empty field is a parse error instead of a NULL.
+_COPY = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, NULL {})").format(
+    sql.Identifier(STAGE_NAME),
+    sql.SQL(", ").join(sql.Identifier(c.name) for c in _stage.columns),
+    sql.Literal("\\N"),
 )
 EPOCH = sa.literal_column("TIMESTAMPTZ 'epoch'", sa.TIMESTAMP(timezone=True))
 ONE_MS = sa.literal_column("INTERVAL '1 millisecond'", sa.Interval())
@@ -77,7 +80,7 @@ def _staged_rows(deduplicate: bool) -> sa.Select:
     )
     if deduplicate:
         # A freshly COPYed temp heap is in line order, so the highest ctid is the row that came last.
-        query = query.distinct(s.symbol, s.interval, s.open_time).order_by(
+        query = query.ext(postgresql.distinct_on(s.symbol, s.interval, s.open_time)).order_by(
             s.symbol, s.interval, s.open_time, sa.literal_column("ctid").desc()
         )
     return query
@@ -153,8 +156,10 @@ def upsert(conn: Connection, batches: Sequence[RawKlines]) -> tuple[int, int, in
             with conn.begin_nested():
                 inserted = conn.execute(_PLAIN_INSERT).rowcount
             return inserted, 0, staged - inserted
-        except sa.exc.IntegrityError:
-            pass  # a concurrent writer or a key repeated in the batch: take the upsert path
+        except sa.exc.IntegrityError as error:
+            if not isinstance(error.orig, psycopg.errors.UniqueViolation):
+                raise
+            # a concurrent writer got there first, or a key repeats within the call: upsert instead
     try:
         with conn.begin_nested():
             inserted, written = conn.execute(_UPSERT).one()

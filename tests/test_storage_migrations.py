@@ -1,0 +1,68 @@
+"""Alembic migrations shipped in the package: upgrade from nothing, twice, on both databases."""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from marketdata_assets.storage import migrate
+from marketdata_assets.storage.tables import metadata
+from tests.fixtures_db import table_names
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_upgrade_creates_the_tables_and_a_second_run_is_a_no_op(db_engine):
+    # db_engine is already migrated once by the fixture
+    head = migrate.head_revision()
+    assert migrate.current_revision(db_engine) == head
+    tables = table_names(db_engine)
+    assert {"kline_data", "partition_ledger", "alembic_version"} <= tables
+    assert migrate.upgrade(db_engine) == head
+    assert table_names(db_engine) == tables
+    with db_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
+
+
+def test_migrated_schema_matches_the_tables_module(db_engine):
+    inspector = sa.inspect(db_engine)
+    for table in (metadata.tables["kline_data"], metadata.tables["partition_ledger"]):
+        assert {c["name"] for c in inspector.get_columns(table.name)} == set(table.columns.keys())
+    uniques = {tuple(u["column_names"]) for u in inspector.get_unique_constraints("kline_data")}
+    assert ("symbol", "interval", "open_time") in uniques
+    assert "ix_kline_data_symbol_open_time" in {i["name"] for i in inspector.get_indexes("kline_data")}
+
+
+def test_upgrade_from_url_and_step_by_step(tmp_path):
+    url = f"sqlite:///{tmp_path / 'nested' / 'store.db'}"
+    assert migrate.upgrade(url, "0001") == "0001"
+    from marketdata_assets.storage.engine import make_engine
+
+    engine = make_engine(url)
+    try:
+        assert migrate.current_revision(engine) == "0001"
+        assert migrate.upgrade(engine) == migrate.head_revision()
+    finally:
+        engine.dispose()
+
+
+def test_current_revision_of_an_empty_database(sqlite_engine):
+    assert migrate.current_revision(sqlite_engine) is None
+
+
+def test_migration_files_are_package_data():
+    """Every file under storage/migrations matches a package-data pattern, so wheels carry them."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["marketdata_assets.storage"]
+    package = ROOT / "marketdata_assets" / "storage"
+    files = [
+        p.relative_to(package).as_posix()
+        for p in (package / "migrations").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    ]
+    assert "migrations/env.py" in files
+    missing = [f for f in files if not any(fnmatch.fnmatch(f, pattern) for pattern in patterns)]
+    assert missing == []
