@@ -21,12 +21,12 @@ from marketdata_assets.binance.intervals import (
 MAX_STREAMS_PER_CONNECTION = 1024  # SPEC B.2 (was 200 before 2025-07-02)
 
 # data type -> stream suffix; "kline" takes the interval.
-DATA_TYPES = ("kline", "trade", "depth", "price", "ticker", "book_ticker")
+DATA_TYPES = ("kline", "trade", "depth", "price", "ticker")
 # Aliases users may type; each maps to a canonical data type.
 _ALIASES = {
     "klines": "kline", "candles": "kline", "trades": "trade", "aggtrade": "trade", "agg_trade": "trade",
     "orderbook": "depth", "book": "depth", "mark_price": "price", "markprice": "price", "funding": "price",
-    "tickers": "ticker", "bookticker": "book_ticker",
+    "tickers": "ticker",
 }
 
 PUBLIC_SUFFIXES = ("@depth", "@bookTicker")  # SPEC B.1: book streams are on /public
@@ -70,7 +70,7 @@ def stream_spec(symbol: str, data_type: str, interval: str = "1m") -> StreamSpec
         return StreamSpec(f"{low}@kline_{interval}", symbol, kind, interval)
     suffix = {
         "trade": "aggTrade", "depth": "depth@100ms", "price": "markPrice@1s",
-        "ticker": "ticker", "book_ticker": "bookTicker",
+        "ticker": "ticker",
     }[kind]
     return StreamSpec(f"{low}@{suffix}", symbol, kind)
 

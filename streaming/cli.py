@@ -1,0 +1,83 @@
+"""`marketdata stream` (and `python -m streaming`): run the sidecar until SIGTERM / Ctrl-C.
+
+Settings (URLs, database, DEFAULT_DEPTH, STORE_TO_DB, PUBLISH_EVENTS) come from the environment, with
+flags on top. An unknown symbol is refused before anything connects (checked against exchangeInfo).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+import click
+
+from marketdata_assets.binance.intervals import InvalidInputError
+from marketdata_assets.cli.options import MultiValueOption, settings_from_flags, settings_options
+from marketdata_assets.settings import Settings
+from streaming.service import DEFAULT_DATA_TYPES, MarketDataService
+from streaming.streams import DATA_TYPES
+
+log = logging.getLogger("streaming")
+
+
+async def run_service(service: MarketDataService, stop: asyncio.Event | None = None) -> None:
+    """Start, wait for SIGTERM/SIGINT (or `stop`), then stop cleanly (flush, close)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread / not supported
+            loop.add_signal_handler(sig, stop.set)
+    await service.start()
+    names = [c.route for c in service.connections]
+    log.info("streaming %d streams on %d connections (%s)",
+             sum(len(c.specs) for c in service.connections), len(names), ", ".join(names))
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping: flushing what was received")
+        await service.stop()
+        log.info("stopped cleanly")
+
+
+def build_service(settings: Settings, symbols: tuple[str, ...], data_types: tuple[str, ...],
+                  interval: str | None, health_port: int | None, spool_dir: str | None,
+                  book_interval: float) -> MarketDataService:
+    if not symbols:
+        raise InvalidInputError("no symbols given: pass --symbols BTCUSDT ETHUSDT")
+    return MarketDataService(settings, symbols=symbols, data_types=data_types or DEFAULT_DATA_TYPES,
+                             interval=interval, health_port=health_port, spool_dir=spool_dir,
+                             book_interval_s=book_interval)
+
+
+@click.command("stream")
+@click.option("--symbols", cls=MultiValueOption, required=True, help="Symbols to stream: BTCUSDT ETHUSDT ...")
+@click.option("--streams", "--data-types", "data_types", cls=MultiValueOption,
+              help=f"Data types (default all): {', '.join(DATA_TYPES)}.")
+@click.option("--interval", default=None, help="Kline interval (default DEFAULT_INTERVAL, 1m).")
+@click.option("--health-port", type=int, default=8081, show_default=True,
+              help="Port of /health and /metrics (0 picks a free one).")
+@click.option("--spool-dir", type=click.Path(file_okay=False), default=None,
+              help="Where batches go while the database is down (default: a temp folder).")
+@click.option("--book-interval", type=float, default=1.0, show_default=True,
+              help="Seconds between stored top-N order book snapshots.")
+@click.option("--log-level", default="INFO", show_default=True)
+@settings_options
+def stream_command(symbols: tuple[str, ...], data_types: tuple[str, ...] | None, interval: str | None,
+                   health_port: int, spool_dir: str | None, book_interval: float, log_level: str,
+                   **flags: str | None) -> None:
+    """Stream live klines, trades, order books, mark price/funding and tickers into the database."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = settings_from_flags(**flags)
+    try:
+        service = build_service(settings, symbols, tuple(data_types or ()), interval, health_port,
+                                spool_dir and str(Path(spool_dir)), book_interval)
+        asyncio.run(run_service(service))
+    except InvalidInputError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def main() -> None:
+    stream_command(prog_name="python -m streaming")
