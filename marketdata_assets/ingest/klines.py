@@ -192,7 +192,7 @@ class KlineLoader:
                 raise InvalidInputError(f"{symbol}: {exc}") from exc
             except BinanceError as exc:
                 plan.result = DayResult(symbol, interval, plan.day, FAILED, error=f"{type(exc).__name__}: {exc}")
-        self._validate(interval, [p for p in plans if p.result is None])
+        self._validate(interval, [p for p in plans if p.result is not None and p.result.status == COMPLETE])
         return self._store(info, interval, plans, now)
 
     def _unchanged_candidates(self, symbol: str, interval: str, days: list[date]) -> dict[date, LedgerRow]:
