@@ -475,10 +475,10 @@ def add_ws_routes(app: web.Application, market: SimMarket, config: WsConfig | No
         conn_id, stream = body.get("conn"), body.get("stream")
         try:
             if action == "state":
-                return web.json_response(hub.describe())
-            if action == "config":
+                result: object = hub.describe()
+            elif action == "config":
                 hub.config.update(body)
-                result: object = asdict(hub.config)
+                result = asdict(hub.config)
             elif action == "clock":
                 hub.drive_clock(body.get("speed"), body.get("anchor"))
                 result = {"now": market.now_ms}
