@@ -61,7 +61,8 @@ async def until(predicate: Callable[[], bool], what: str, timeout: float = 30.0)
 
 def make_service(srv, engine, tmp_path, **options) -> MarketDataService:
     settings = Settings.from_env(env={}, fapi_url=srv.url, ws_url=srv.ws_url,
-                                 database_url="postgresql://unused/unused")
+                                 database_url="postgresql://unused/unused",
+                                 publish_events=options.pop("publish_events", None))
     options.setdefault("silence", SilencePolicy().scaled(0.5))
     options.setdefault("book_interval_s", 0.2)
     return MarketDataService(settings, symbols=options.pop("symbols", SYMBOLS), engine=engine,
