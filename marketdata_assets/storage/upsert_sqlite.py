@@ -73,11 +73,12 @@ def upsert(conn: Connection, batches: Sequence[RawKlines]) -> tuple[int, int, in
             continue
         kline_text.check_lines(raw, body)
         head = (raw.symbol, raw.interval, raw.source, now_ms)
+        fields = [line.split(",") for line in body.decode("ascii").splitlines()]
+        times = [int(f[0]) for f in fields]
         rows = [
-            order(head + (int(f[0]), f[1], f[2], f[3], f[4], f[5], int(f[6]), f[7], int(f[8]), f[9], f[10]) + tail)
-            for f in (line.split(",") for line in body.decode("ascii").splitlines())
+            order(head + (t, f[1], f[2], f[3], f[4], f[5], int(f[6]), f[7], int(f[8]), f[9], f[10]) + tail)
+            for t, f in zip(times, fields, strict=True)
         ]
-        times = [int(line.split(",", 1)[0]) for line in body.decode("ascii").splitlines()]
         lo, hi = min(times), max(times)
         before = _count_range(conn, raw, lo, hi)
         written = conn.exec_driver_sql(str(compiled), rows).rowcount
