@@ -85,12 +85,23 @@ class RawKlines:
         """Open times in row order, read without the float view (cheap for gap accounting)."""
         return [int(line.split(b",", 1)[0]) for line in self.csv.splitlines() if line]
 
+    def open_times_sorted_unique(self) -> bool:
+        times = self.open_times_ms
+        return all(a < b for a, b in zip(times, times[1:], strict=False))
+
     def text_rows(self) -> list[tuple[str, ...]]:
         """Rows as tuples of the 12 archive fields, exact text."""
         return [tuple(row) for row in csv.reader(io.StringIO(self.csv.decode("ascii")))]
 
     def select(self, start_ms: int, end_ms: int) -> RawKlines:
         """Rows whose open time is in [start_ms, end_ms)."""
+        if not self.csv:
+            return self
+        first = int(self.csv[: self.csv.index(b",")])
+        last_line = self.csv[self.csv.rstrip(b"\n").rfind(b"\n") + 1 :]
+        last = int(last_line[: last_line.index(b",")])
+        if start_ms <= first <= last < end_ms and self.open_times_sorted_unique():
+            return self
         kept = [
             line for line in self.csv.splitlines(keepends=True)
             if line.strip() and start_ms <= int(line.split(b",", 1)[0]) < end_ms
@@ -120,27 +131,42 @@ def raw_klines_from_csv(data: bytes, symbol: str, interval: str, source: str = "
     """Parse an archive CSV (with or without header, LF or CRLF, ms or µs) into RawKlines.
 
     Raises KlineFormatError naming `name` when the column layout is not the 12-column kline layout.
+    The common case (ms timestamps, 12 fields per line) is checked with byte counts, not line by line.
     """
-    lines = data.replace(b"\r\n", b"\n").split(b"\n")
+    body = data.replace(b"\r\n", b"\n").strip(b"\n")
+    if not body:
+        return RawKlines(symbol, interval, source, b"")
+    first_end = body.find(b"\n")
+    first = body if first_end < 0 else body[:first_end]
+    if not first.split(b",", 1)[0].strip().lstrip(b"-").isdigit():
+        header = tuple(f.strip().decode("ascii", "replace") for f in first.split(b","))
+        if header != ARCHIVE_COLUMNS:
+            raise KlineFormatError(f"{name}: unexpected kline header {header}; expected {ARCHIVE_COLUMNS}")
+        body = b"" if first_end < 0 else body[first_end + 1 :].strip(b"\n")
+        if not body:
+            return RawKlines(symbol, interval, source, b"")
+    lines = body.count(b"\n") + 1
+    micro = len(body.split(b",", 1)[0]) >= 16
+    if body.count(b",") != 11 * lines or b"\n\n" in body or micro:
+        body = _checked_lines(body, name, micro)
+    return RawKlines(symbol, interval, source, body + b"\n")
+
+
+def _checked_lines(body: bytes, name: str, micro: bool) -> bytes:
+    """The slow path: find the malformed line, or convert µs timestamps to ms line by line."""
     out: list[bytes] = []
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(body.split(b"\n"), start=1):
         if not line.strip():
             continue
         fields = line.split(b",")
-        if number == 1 and not fields[0].strip().lstrip(b"-").isdigit():
-            header = tuple(f.strip().decode("ascii", "replace") for f in fields)
-            if header != ARCHIVE_COLUMNS:
-                raise KlineFormatError(f"{name}: unexpected kline header {header}; expected {ARCHIVE_COLUMNS}")
-            continue
         if len(fields) != 12:
             raise KlineFormatError(f"{name} line {number}: expected 12 fields, found {len(fields)}: {line[:120]!r}")
-        if len(fields[0]) >= 16 or len(fields[6]) >= 16:
+        if micro or len(fields[0]) >= 16 or len(fields[6]) >= 16:
             fields[0] = _normalise_timestamp(fields[0])
             fields[6] = _normalise_timestamp(fields[6])
             line = b",".join(fields)
         out.append(line)
-    body = b"\n".join(out)
-    return RawKlines(symbol, interval, source, body + b"\n" if body else b"")
+    return b"\n".join(out)
 
 
 def raw_klines_from_rest(rows: Iterable[Sequence], symbol: str, interval: str,

@@ -15,11 +15,11 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 import numpy as np
-import pandas as pd
 
 from marketdata_assets.binance.archive import ArchiveClient
 from marketdata_assets.binance.errors import BinanceError, InvalidSymbolError
@@ -112,6 +112,7 @@ class KlineLoader:
         symbols: dict[str, SymbolInfo] | None = None,
         now_ms: Callable[[], int] | None = None,
         batch_days: int = 31,
+        fetch_workers: int = 4,
     ) -> None:
         self.repo = repo
         self.rest = rest
@@ -120,6 +121,7 @@ class KlineLoader:
         # the exchange's clock decides what has closed (a skewed local clock must not invent gaps)
         self.now_ms = now_ms or rest.server_time_ms
         self.batch_days = batch_days
+        self.fetch_workers = fetch_workers
         # rows inserted / updated / left unchanged by this loader's writes (the store counts per batch)
         self.written: Counter[str] = Counter()
 
@@ -155,14 +157,25 @@ class KlineLoader:
         validate_interval(interval)
         info = self.symbol_info(symbol)
         ordered = sorted(set(days))
+        chunks = [ordered[i : i + self.batch_days] for i in range(0, len(ordered), self.batch_days)]
         results: list[DayResult] = []
-        for start in range(0, len(ordered), self.batch_days):
-            chunk = ordered[start : start + self.batch_days]
-            chunk_results = self._load_chunk(info, interval, chunk, force)
-            for result in chunk_results:
-                if progress:
-                    progress(result)
-            results += chunk_results
+        # while one chunk is written (the database works, the GIL is free) the next one is fetched and validated
+        with ThreadPoolExecutor(max_workers=1) as ahead:
+            pending = ahead.submit(self._prepare_chunk, info, interval, chunks[0], force) if chunks else None
+            for index in range(len(chunks)):
+                plans, now = pending.result()
+                following = chunks[index + 1] if index + 1 < len(chunks) else None
+                pending = ahead.submit(self._prepare_chunk, info, interval, following, force) if following else None
+                try:
+                    chunk_results = self._store(info, interval, plans, now)
+                except BaseException:
+                    if pending is not None:
+                        pending.cancel()
+                    raise
+                for result in chunk_results:
+                    if progress:
+                        progress(result)
+                results += chunk_results
         return results
 
     def _plan(self, info: SymbolInfo, interval: str, day: date, now: int) -> _DayPlan:
@@ -176,24 +189,35 @@ class KlineLoader:
         closed = hi == end or (info.delivery_ms is not None and info.delivery_ms <= now and hi > lo)
         return _DayPlan(day, lo, max(hi, lo), closed)
 
-    def _load_chunk(self, info: SymbolInfo, interval: str, days: list[date], force: bool) -> list[DayResult]:
+    def _prepare_chunk(self, info: SymbolInfo, interval: str, days: list[date],
+                       force: bool) -> tuple[list[_DayPlan], int]:
+        """Fetch and validate a chunk of days; nothing is written yet."""
         symbol = info.symbol
         now = self.now_ms()
         plans = [self._plan(info, interval, day, now) for day in days]
         known = {} if force else self._unchanged_candidates(symbol, interval, days)
+
+        def fetch(plan: _DayPlan) -> None:
+            try:
+                self._fetch_day(info, interval, plan, known.get(plan.day))
+            except BinanceError as exc:
+                if isinstance(exc, InvalidSymbolError):
+                    raise
+                plan.result = DayResult(symbol, interval, plan.day, FAILED, error=f"{type(exc).__name__}: {exc}")
+
         for plan in plans:
             if plan.hi <= plan.lo:
                 plan.result = DayResult(symbol, interval, plan.day, OUT_OF_RANGE_STATUS,
                                         gaps=self._out_of_range_gaps(info, interval, plan, now))
-                continue
-            try:
-                self._fetch_day(info, interval, plan, known.get(plan.day))
-            except InvalidSymbolError as exc:
-                raise InvalidInputError(f"{symbol}: {exc}") from exc
-            except BinanceError as exc:
-                plan.result = DayResult(symbol, interval, plan.day, FAILED, error=f"{type(exc).__name__}: {exc}")
+        in_range = [plan for plan in plans if plan.result is None]
+        try:
+            # downloads are I/O: overlap them (the clients are thread-safe and share one weight budget)
+            with ThreadPoolExecutor(max_workers=self.fetch_workers) as pool:
+                list(pool.map(fetch, in_range))
+        except InvalidSymbolError as exc:
+            raise InvalidInputError(f"{symbol}: {exc}") from exc
         self._validate(interval, [p for p in plans if p.result is not None and p.result.status == COMPLETE])
-        return self._store(info, interval, plans, now)
+        return plans, now
 
     def _unchanged_candidates(self, symbol: str, interval: str, days: list[date]) -> dict[date, LedgerRow]:
         """Ledger rows of days that hold an archive checksum and whose rows the store still has."""
@@ -263,7 +287,8 @@ class KlineLoader:
         parts = [p for plan in plans for p in plan.parts]
         if not parts:
             return
-        frame = pd.concat([p.frame for p in parts], ignore_index=True)
+        # one CSV parse for the whole chunk: per-day parsing costs more than the validation itself
+        frame = _joined(parts).frame
         try:
             validate_klines(frame, interval, f"{parts[0].symbol} {interval}")
             return
@@ -272,7 +297,7 @@ class KlineLoader:
         for plan in plans:
             if not plan.parts:
                 continue
-            day_frame = pd.concat([p.frame for p in plan.parts], ignore_index=True)
+            day_frame = _joined(plan.parts).frame
             try:
                 validate_klines(day_frame, interval, f"{plan.parts[0].symbol} {interval} {plan.day}")
             except KlineValidationError as exc:
@@ -319,6 +344,12 @@ class KlineLoader:
             self.written["updated"] += outcome.updated
             self.written["unchanged"] += outcome.unchanged
         return results
+
+
+def _joined(parts: list[RawKlines]) -> RawKlines:
+    """Rows of several sources as one RawKlines, for reading only (the source label is the first's)."""
+    first = parts[0]
+    return RawKlines(first.symbol, first.interval, first.source, b"".join(p.csv for p in parts))
 
 
 def today_utc(now_ms: int | None = None) -> date:
