@@ -28,6 +28,8 @@ from marketdata_assets.storage.tables import kline_data
 from marketdata_assets.storage.upsert_rule import KEY_COLUMNS, UNIQUE_KEY, rewrite_condition, rewrite_values
 
 STAGE_NAME = "kline_stage"
+# bench/bench_store.py --compare turns this off to measure the plain ON CONFLICT path alone.
+FRESH_RANGE_FAST_PATH = True
 _DECIMAL = postgresql.NUMERIC()
 _ARCHIVE_FIELDS = (
     ("open_time", sa.BigInteger()), ("open", _DECIMAL), ("high", _DECIMAL), ("low", _DECIMAL),
@@ -151,7 +153,7 @@ def upsert(conn: Connection, batches: Sequence[RawKlines]) -> tuple[int, int, in
     staged = sum(_copy_batch(conn, raw) for raw in batches)
     if staged == 0:
         return 0, 0, 0
-    if conn.execute(_OVERLAP).first() is None:
+    if FRESH_RANGE_FAST_PATH and conn.execute(_OVERLAP).first() is None:
         try:
             with conn.begin_nested():
                 inserted = conn.execute(_PLAIN_INSERT).rowcount
