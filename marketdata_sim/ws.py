@@ -95,6 +95,7 @@ class Conn:
         self.last_ping = self.opened
         self.sent = 0
         self.closing = False
+        self.ready = False  # the upgrade response is written
 
     def describe(self) -> dict:
         return {"id": self.id, "path": self.path, "route": self.route, "combined": self.combined,
@@ -222,7 +223,7 @@ class WsHub:
                 conn.pending.extend(raw)
 
     def _flush(self, conn: Conn) -> None:
-        if not conn.pending or conn.closing:
+        if not conn.pending or conn.closing or not conn.ready:
             return
         transport = conn.transport
         if transport is None or transport.is_closing():
@@ -239,7 +240,7 @@ class WsHub:
         conn.pending.clear()
 
     def _housekeep(self, conn: Conn, wall: float) -> None:
-        if conn.closing:
+        if conn.closing or not conn.ready:
             return
         cfg = self.config
         if wall - conn.opened >= cfg.lifetime_s:
@@ -341,11 +342,14 @@ class WsHub:
         if len(streams) > self.config.max_streams:
             return web.json_response({"code": 2, "msg": "Invalid request: too many parameters"}, status=400)
         ws = web.WebSocketResponse(autoping=False, compress=False, max_msg_size=1 << 20)
-        await ws.prepare(request)
         conn = Conn(next(self._ids), ws, request, route, combined)
+        # Subscribed before the handshake answer: once the client is connected, its streams run from
+        # that market instant on (frames wait in `pending` until the upgrade is written).
         self.conns[conn.id] = conn
         self.subscribe(conn, streams)
         try:
+            await ws.prepare(request)
+            conn.ready = True
             async for msg in ws:
                 if conn.closing:
                     break

@@ -252,8 +252,8 @@ def test_server_pings_and_disconnects_without_pong(srv: SimServer) -> None:
     control(srv, "config", ping_interval_s=0.1, pong_timeout_s=0.5)
 
     async def go() -> None:
-        async with aiohttp.ClientSession() as session:
-            async with session.ws_connect(f"{srv.ws_url}/market/ws", autoping=False) as ws:
+        async with aiohttp.ClientSession() as session, \
+                session.ws_connect(f"{srv.ws_url}/market/ws", autoping=False) as ws:
                 first = await ws.receive(timeout=TIMEOUT)
                 assert first.type == aiohttp.WSMsgType.PING
                 await ws.pong(first.data)  # answered: the connection stays, and pings continue
