@@ -1,0 +1,153 @@
+"""Streaming sidecar figures against the simulator (in its own process) and a scratch PostgreSQL database.
+
+Prints:
+1. sustained messages/s received, decoded, normalised and committed by one sidecar process
+   (aggregate trades at a synthetic rate above what we can take; target >= 50,000);
+2. p99 exchange-event -> database-commit latency at 5,000 messages/s (target <= 20 ms), measured per
+   row from the event's `E` (the simulator's clock runs on the wall clock) to the commit;
+3. reconnect time after a dropped connection: drop -> first message on the new socket (target < 1 s);
+4. resident memory at the end.
+
+Run: `.venv/bin/python bench/bench_stream.py [--seconds 10] [--symbols 8]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import scratch_database, sim_process  # noqa: E402
+from marketdata_assets.settings import Settings  # noqa: E402
+from marketdata_assets.storage.engine import make_engine  # noqa: E402
+from streaming.service import MarketDataService  # noqa: E402
+
+
+def control(url: str, action: str, **body: object) -> object:
+    response = httpx.post(f"{url}/_sim/ws/{action}", json=body, timeout=10)
+    response.raise_for_status()
+    return response.json()["result"]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def wait_for(predicate, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark condition not reached")
+        await asyncio.sleep(0.01)
+
+
+async def run(url: str, database_url: str, seconds: float, n_symbols: int, spool: Path,
+              skip_throughput: bool = False) -> None:
+    symbols = [s["symbol"] for s in httpx.get(f"{url}/fapi/v1/exchangeInfo").json()["symbols"]
+               if s["status"] == "TRADING" and s["contractType"] == "PERPETUAL"][:n_symbols]
+    settings = Settings.from_env(env={}, fapi_url=url, ws_url=url.replace("http://", "ws://"),
+                                 database_url=database_url)
+    engine = make_engine(database_url)
+    service = MarketDataService(settings, symbols=symbols, data_types=["trade"], engine=engine,
+                                spool_dir=spool)
+    latencies: list[float] = []
+    recording = False
+
+    def on_commit(batch: dict) -> None:
+        if recording:
+            committed = time.time() * 1000
+            latencies.extend(committed - row[8] for row in batch.get("agg_trades", ())
+                             if row[8] is not None)
+
+    service.writer.on_commit = on_commit
+    received: list[float] = []
+
+    def on_trade(event: dict) -> None:
+        if recording:
+            received.append(time.time() * 1000 - event["event_time"])
+
+    await service.start()
+    control(url, "clock", speed=1, anchor=int(time.time() * 1000))
+    written = service.metrics.rows_written
+
+    # 1. throughput: offer more than we can take; count what is committed.
+    seconds_1 = 0.0 if skip_throughput else seconds
+    if seconds_1:
+        control(url, "config", tick_s=0.02)
+        control(url, "rate", stream="*", rate=120_000 / len(symbols))
+        await asyncio.sleep(2.0)  # warm-up
+        start_rows, start_msgs, start = written.get("agg_trades"), service.metrics.messages.get("trade"), \
+            time.monotonic()
+        await asyncio.sleep(seconds_1)
+        elapsed = time.monotonic() - start
+        rows = written.get("agg_trades") - start_rows
+        msgs = service.metrics.messages.get("trade") - start_msgs
+        print(f"throughput: {msgs / elapsed:,.0f} msg/s received+decoded, {rows / elapsed:,.0f} rows/s committed "
+              f"to PostgreSQL ({len(symbols)} aggTrade streams, {elapsed:.1f} s; target >= 50,000)")
+
+    # 2. latency at 5,000 msg/s.
+    service.subscribe("market_data.trade", on_trade)
+    control(url, "rate", stream="*", rate=5_000 / len(symbols))
+    control(url, "config", tick_s=0.002)
+    await asyncio.sleep(2.0)
+    await service.writer.flush()
+    recording = True
+    await asyncio.sleep(seconds)
+    recording = False
+    # The simulator's market clock is offset from ours by however long the clock control call took;
+    # the fastest delivery (about 0.25 ms on loopback, PERFORMANCE.md) pins that offset down.
+    if not received or not latencies:
+        raise SystemExit("no messages during the latency phase (is the machine overloaded?)")
+    offset = min(received) - 0.25
+    latencies = [value - offset for value in latencies]
+    received = [value - offset for value in received]
+    print(f"latency at 5,000 msg/s, exchange event -> commit: p50 {percentile(latencies, 0.5):.1f} ms, "
+          f"p99 {percentile(latencies, 0.99):.1f} ms, max {max(latencies):.1f} ms over {len(latencies):,} rows "
+          f"(target p99 <= 20 ms); event -> received p99 {percentile(received, 0.99):.1f} ms")
+
+    # 3. reconnect after a drop.
+    connection = service.connections[0]
+    times: list[float] = []
+    for _ in range(5):
+        # Each drop hits a connection that had been stable (backoff escalation is for flapping servers).
+        connection.backoff.reset()
+        windows = len(connection.down_windows)
+        dropped_at = time.time() * 1000
+        control(url, "drop")
+        await wait_for(lambda n=windows: len(connection.down_windows) > n and connection.down is None)
+        times.append(connection.down_windows[-1].end_ms - dropped_at)
+        await asyncio.sleep(0.5)
+    print(f"reconnect after a drop (drop -> first message on the new socket): "
+          f"median {statistics.median(times):.0f} ms, "
+          f"max {max(times):.0f} ms over {len(times)} drops (target < 1000 ms)")
+    control(url, "rate", stream="*", rate=0)
+    await service.stop()
+    engine.dispose()
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak resident memory: {rss_mb:.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--symbols", type=int, default=8)
+    parser.add_argument("--skip-throughput", action="store_true")
+    args = parser.parse_args()
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with sim_process(now) as url, scratch_database("bench_stream") as database_url:
+        spool = Path("/tmp") / "bench-stream-spool"
+        asyncio.run(run(url, database_url, args.seconds, args.symbols, spool, args.skip_throughput))
+
+
+if __name__ == "__main__":
+    main()
