@@ -39,19 +39,26 @@ def make_budget(limit: int = 100, headroom: float = 0.1, **kwargs) -> tuple[Weig
     return WeightBudget(limit, headroom, clock=fake.time, sleep=fake.sleep, guard_ms=0, **kwargs), fake
 
 
+def spend(budget: WeightBudget, weight: int) -> float:
+    """acquire + release, as the REST client does around one request; the seconds waited."""
+    waited = budget.acquire(weight)
+    budget.release(weight, budget.now_ms())
+    return waited
+
+
 def test_acquire_within_cap_does_not_wait():
     budget, fake = make_budget()
     assert budget.cap == 90
     for _ in range(45):
-        assert budget.acquire(2) == 0
+        assert spend(budget, 2) == 0
     assert budget.used == 90
     assert fake.sleeps == []
 
 
 def test_acquire_over_cap_waits_until_next_minute():
     budget, fake = make_budget()
-    budget.acquire(89)
-    waited = budget.acquire(2)
+    spend(budget, 89)
+    waited = spend(budget, 2)
     assert waited == pytest.approx(20.0)  # from :40 to the next minute
     assert fake.sleeps == [pytest.approx(20.0)]
     assert budget.used == 2
@@ -61,32 +68,32 @@ def test_waits_even_when_injected_sleep_does_not_advance_the_clock():
     """A recording sleep must not turn the wait into a busy loop: the logical clock moves on."""
     sleeps: list[float] = []
     budget = WeightBudget(100, 0.1, clock=lambda: START, sleep=sleeps.append, guard_ms=0)
-    budget.acquire(90)
-    assert budget.acquire(10) == pytest.approx(20.0)
-    assert budget.acquire(80) == 0
-    assert budget.acquire(1) == pytest.approx(60.0)
+    spend(budget, 90)
+    assert spend(budget, 10) == pytest.approx(20.0)
+    assert spend(budget, 80) == 0
+    assert spend(budget, 1) == pytest.approx(60.0)
     assert sleeps == [pytest.approx(20.0), pytest.approx(60.0)]
 
 
 def test_request_heavier_than_cap_goes_alone_in_a_fresh_window():
     budget, fake = make_budget(limit=10)
-    budget.acquire(1)
-    assert budget.acquire(20) == pytest.approx(20.0)
+    spend(budget, 1)
+    assert spend(budget, 20) == pytest.approx(20.0)
     assert budget.used == 20
 
 
 def test_observe_adopts_higher_server_count():
     budget, fake = make_budget()
-    budget.acquire(1)
+    spend(budget, 1)
     budget.observe("85", sent_at_ms=budget.now_ms())  # another process on the same IP used 84
     assert budget.used == 85
-    assert budget.acquire(10) == pytest.approx(20.0)
+    assert spend(budget, 10) == pytest.approx(20.0)
 
 
 def test_observe_never_lowers_local_count_and_ignores_old_windows():
     budget, fake = make_budget()
     sent = budget.now_ms()
-    budget.acquire(50)
+    spend(budget, 50)
     budget.observe(10, sent_at_ms=sent)
     assert budget.used == 50
     fake.sleep(30)  # next minute
@@ -97,13 +104,33 @@ def test_observe_never_lowers_local_count_and_ignores_old_windows():
     assert budget.used == 0
 
 
+def test_weight_in_flight_at_a_window_change_counts_in_the_new_window():
+    budget, fake = make_budget()
+    sent = budget.now_ms()
+    budget.acquire(40)  # sent at :40, answer not in yet
+    fake.sleep(25)  # the server may count it in the next minute
+    budget.release(40, sent)
+    assert budget.used == 40
+    assert spend(budget, 50) == 0
+    assert spend(budget, 1) == pytest.approx(55.0)  # 40 + 50 = cap: wait from :05 for the next minute
+    assert budget.used == 1
+
+
+def test_unreleased_weight_is_forgotten_after_one_window():
+    budget, fake = make_budget()
+    budget.acquire(90)  # never released (a caller that forgot)
+    assert spend(budget, 1) == pytest.approx(80.0)  # the carried 90 also fills the next minute
+    assert spend(budget, 1) == 0
+    assert budget.used == 2
+
+
 def test_penalise_blocks_every_thread_until_the_end():
     budget, fake = make_budget()
     until = int((START + 7.5) * 1000)
     budget.penalise(until)
     budget.penalise(until - 5000)  # an earlier end never shortens a penalty
-    assert budget.acquire(1) == pytest.approx(7.5)
-    assert budget.acquire(1) == 0
+    assert spend(budget, 1) == pytest.approx(7.5)
+    assert spend(budget, 1) == 0
 
 
 def test_next_window_ms_is_the_following_minute():
@@ -118,7 +145,7 @@ def test_threads_never_exceed_the_cap_in_any_window():
 
     def worker() -> None:
         for _ in range(25):
-            budget.acquire(3)
+            spend(budget, 3)
             with lock:
                 per_window[budget.now_ms() // 60_000] += 3
 

@@ -81,7 +81,9 @@ class WeightBudget:
     """Request weight per fixed UTC minute, synced from the server's header; thread-safe.
 
     `acquire(weight)` blocks while the minute's used weight plus this request would exceed
-    `limit * (1 - headroom)`, and while a 429/418 penalty is running (`penalise`).
+    `limit * (1 - headroom)`, and while a 429/418 penalty is running (`penalise`). Call `release(weight)`
+    once the answer is in: a request still in flight when a window rolls over may be counted by the
+    server in the new window, so the new window starts with the in-flight weight already used.
     """
 
     def __init__(self, limit: int = DEFAULT_WEIGHT_LIMIT, headroom: float = 0.1, *,
@@ -101,6 +103,7 @@ class WeightBudget:
         self._lock = threading.Lock()
         self._window = -1
         self._used = 0
+        self._inflight: dict[int, int] = {}  # window -> weight acquired then and not yet answered
         self._penalty_until_ms = 0
         self._banned_until_ms = 0
         self.waited_s = 0.0
@@ -123,7 +126,9 @@ class WeightBudget:
         window = now_ms // self.window_ms
         if window > self._window:
             self._window = window
-            self._used = 0
+            # Only requests of the previous window can still land in this one; older ones are forgotten.
+            self._inflight = {w: v for w, v in self._inflight.items() if w >= window - 1 and v > 0}
+            self._used = min(self._inflight.get(window - 1, 0), self.cap)
 
     def acquire(self, weight: int, sleep: Sleep | None = None) -> float:
         """Reserve `weight` in the current window, waiting as long as needed; return the seconds waited."""
@@ -139,6 +144,7 @@ class WeightBudget:
                     target = self._penalty_until_ms
                 elif self._used + weight <= self.cap or (self._used == 0 and weight > self.cap):
                     self._used += weight
+                    self._inflight[self._window] = self._inflight.get(self._window, 0) + weight
                     self.waited_s += waited
                     return waited
                 else:
@@ -147,6 +153,14 @@ class WeightBudget:
             sleep(delay)
             waited += delay
             self.clock.advance_to(target)
+
+    def release(self, weight: int, acquired_at_ms: int | None = None) -> None:
+        """The request of `weight` acquired at `acquired_at_ms` got its answer (or failed)."""
+        with self._lock:
+            self._roll(self.clock.now_ms())  # a window that rolled while it was in flight counts it
+            window = self._window if acquired_at_ms is None else acquired_at_ms // self.window_ms
+            if window in self._inflight:
+                self._inflight[window] = max(0, self._inflight[window] - weight)
 
     def observe(self, used_weight: int | str | None, sent_at_ms: int | None = None) -> None:
         """Adopt the server's `X-MBX-USED-WEIGHT-1M` (it counts every process on this IP).

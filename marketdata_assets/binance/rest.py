@@ -208,6 +208,7 @@ class BinanceRestClient:
             try:
                 response = self._http.get(path, params=params)
             except TRANSIENT_EXCEPTIONS as exc:
+                self.budget.release(weight, sent_at)
                 if last:
                     raise BinanceUnavailableError(
                         f"no answer after {attempts} attempts ({describe_failure(exc)})", url
@@ -216,6 +217,10 @@ class BinanceRestClient:
                 log.warning("%s: %s; retry %d in %.2f s", path, describe_failure(exc), attempt + 1, delay)
                 self._sleep(delay)
                 continue
+            except BaseException:
+                self.budget.release(weight, sent_at)
+                raise
+            self.budget.release(weight, sent_at)
             self.budget.observe(response.headers.get(WEIGHT_HEADER), sent_at)
             status = response.status_code
             if 200 <= status < 300:
