@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +23,11 @@ from streaming.messages import decode_frame
 SAMPLES = Path("/work/shared/binance/samples")
 NOW = "2024-03-01T12:00:00Z"
 TIMEOUT = 10.0
+
+
+def connect(url: str) -> websockets.asyncio.client.connect:
+    """No read-side flow control: an unread backlog must not delay the close handshake (10 s timeout)."""
+    return websockets.connect(url, max_queue=None)
 
 
 @pytest.fixture
@@ -94,7 +100,7 @@ def test_payload_shapes_match_the_real_samples(srv: SimServer) -> None:
         got: dict[str, list[dict]] = {}
         url_m = f"{srv.ws_url}/market/stream?streams=" + "/".join(market_streams)
         url_p = f"{srv.ws_url}/public/stream?streams=" + "/".join(public_streams)
-        async with websockets.connect(url_m, max_queue=None) as m, websockets.connect(url_p, max_queue=None) as p:
+        async with connect(url_m) as m, connect(url_p) as p:
             for _ in range(3):  # 3 x 1.5 s, then past the minute: every stream has spoken
                 srv.market.advance(1500)
                 now = srv.market.now_ms
@@ -140,7 +146,7 @@ def test_closed_kline_is_sent_once_and_equals_the_rest_bar(srv: SimServer) -> No
 
     async def go() -> list[dict]:
         url = f"{srv.ws_url}/market/stream?streams=btcusdt@kline_1m/btcusdt@kline_5m/ethusdt@kline_1h"
-        async with websockets.connect(url, max_queue=None) as ws:
+        async with connect(url) as ws:
             msgs: list[dict] = []
             for step in (500, 1000, 700, 30_000, 30_000):  # crosses 12:05:00 and 12:06:00
                 srv.market.advance(step)
@@ -167,7 +173,7 @@ def test_closed_kline_is_sent_once_and_equals_the_rest_bar(srv: SimServer) -> No
 
 def test_running_clock_delivers_a_closed_kline_equal_to_rest(srv: SimServer) -> None:
     async def go() -> dict:
-        async with websockets.connect(f"{srv.ws_url}/market/ws/solusdt@kline_1m", max_queue=None) as ws:
+        async with connect(f"{srv.ws_url}/market/ws/solusdt@kline_1m") as ws:
             control(srv, "clock", speed=120, anchor="2024-03-01T12:00:58Z")
             closed = (await until(ws, lambda d: d["k"]["x"]))[-1]
             control(srv, "clock", speed=None)
@@ -184,7 +190,7 @@ def test_agg_trades_are_consecutive_and_equal_rest(srv: SimServer) -> None:
     start = srv.market.now_ms
 
     async def go() -> tuple[list[dict], int]:
-        async with websockets.connect(f"{srv.ws_url}/market/ws/ethusdt@aggTrade", max_queue=None) as ws:
+        async with connect(f"{srv.ws_url}/market/ws/ethusdt@aggTrade") as ws:
             for step in (250, 250, 3_000, 65_000, 100):
                 srv.market.advance(step)
             end = srv.market.now_ms
@@ -261,7 +267,7 @@ def test_depth_snapshot_and_diffs_stay_equal_to_rest(srv: SimServer, symbol: str
     period = {"depth@100ms": 100, "depth@500ms": 500, "depth": 250}[stream]
 
     async def go() -> None:
-        async with websockets.connect(f"{srv.ws_url}/public/stream?streams={name}", max_queue=None) as ws:
+        async with connect(f"{srv.ws_url}/public/stream?streams={name}") as ws:
             buffered: list[dict] = []
 
             async def step(ms: int) -> None:
@@ -287,7 +293,7 @@ def test_depth_snapshot_and_diffs_stay_equal_to_rest(srv: SimServer, symbol: str
 def test_depth_under_a_running_clock_then_frozen(srv: SimServer) -> None:
     async def go() -> None:
         url = f"{srv.ws_url}/public/stream?streams=btcusdt@depth@100ms/ethusdt@depth"
-        async with websockets.connect(url, max_queue=None) as ws:
+        async with connect(url) as ws:
             control(srv, "clock", speed=20)
             books: dict[str, RefBook] = {}
             for _ in range(60):
@@ -317,7 +323,7 @@ def test_depth_under_a_running_clock_then_frozen(srv: SimServer) -> None:
 def test_break_depth_is_detected_and_a_resync_recovers(srv: SimServer, mode: str) -> None:
     async def go() -> None:
         url = f"{srv.ws_url}/public/stream?streams=btcusdt@depth@100ms/ethusdt@depth@100ms"
-        async with websockets.connect(url, max_queue=None) as ws:
+        async with connect(url) as ws:
             async def step(ms: int, symbol: str = "BTCUSDT") -> dict:
                 srv.market.advance(ms)
                 now = srv.market.now_ms
@@ -351,7 +357,7 @@ def test_mark_price_ticker_and_book_ticker_equal_rest_at_the_same_instant(srv: S
         got: dict[str, dict] = {}
         url_m = f"{srv.ws_url}/market/stream?streams=btcusdt@markPrice@1s/btcusdt@ticker"
         url_p = f"{srv.ws_url}/public/ws/btcusdt@bookTicker"
-        async with websockets.connect(url_m, max_queue=None) as m, websockets.connect(url_p, max_queue=None) as p:
+        async with connect(url_m) as m, connect(url_p) as p:
             srv.market.advance(2_000)
             now = srv.market.now_ms
             while len(got) < 2:
@@ -376,3 +382,49 @@ def test_mark_price_ticker_and_book_ticker_equal_rest_at_the_same_instant(srv: S
     b, d = got["book"], got["depth"]
     assert [b["b"], b["B"]] == d["bids"][0] and [b["a"], b["A"]] == d["asks"][0]
     assert b["u"] == d["lastUpdateId"]
+
+
+def test_depth_diff_brings_any_book_inside_the_window_to_its_end() -> None:
+    """ws_depth without sockets: for windows (t1, t2] up to a minute long and across minute boundaries
+    (where the mid price turns), the diff applied to the REST book at any instant inside the window gives
+    the REST book at t2. The full book mirrors derived.depth_snapshot exactly."""
+    from marketdata_sim import derived
+    from marketdata_sim import ws_depth as depth
+    from marketdata_sim.market import SimMarket
+
+    market = SimMarket(now=NOW)
+    rng = random.Random(7)
+
+    def rest_book(spec, now: int) -> dict[str, dict[str, str]]:  # noqa: ANN001
+        market.set_now(now)
+        snap = derived.depth_snapshot(market, spec, 1000)
+        return {"b": dict(map(tuple, snap["bids"])), "a": dict(map(tuple, snap["asks"])),
+                "u": snap["lastUpdateId"]}
+
+    base = market.now_ms
+    checked = 0
+    for symbol in ("BTCUSDT", "SOLUSDT", "OLDUSDT"):
+        spec = market.spec(symbol)
+        if symbol == "OLDUSDT":
+            base = 1707739200000  # 2024-02-12 12:00, before its delisting
+        for _ in range(12):
+            boundary = base + rng.randrange(1, 120) * 60_000
+            t1 = boundary - rng.randrange(1, 30_000)
+            t2 = boundary + rng.randrange(1, 30_000)
+            prev, cur = depth.full_book(market, spec, t1), depth.full_book(market, spec, t2)
+            mlo, mhi = depth.mid_range(market, spec, t1, t2)
+            bids, asks = depth.diff_levels(prev, cur, mlo, mhi, depth.depth_cap(spec))
+            diff = {"b": depth.fmt_levels(spec, bids), "a": depth.fmt_levels(spec, asks)}
+            end = rest_book(spec, t2)
+            assert end["u"] == depth.update_id(market, spec, cur.t)
+            for ts in (t1, boundary - 1, boundary, rng.randrange(t1, t2 + 1), t2):
+                book = rest_book(spec, ts)
+                for side in ("b", "a"):
+                    for price, qty in diff[side]:
+                        if Decimal(qty) == 0:
+                            book[side].pop(price, None)
+                        else:
+                            book[side][price] = qty
+                    assert book[side] == end[side], (symbol, t1, ts, t2, side)
+                checked += 1
+    assert checked == 3 * 12 * 5

@@ -25,6 +25,11 @@ NOW = "2024-03-01T12:00:00Z"
 TIMEOUT = 10.0
 
 
+def connect(url: str) -> websockets.asyncio.client.connect:
+    """No read-side flow control: an unread backlog must not delay the close handshake (10 s timeout)."""
+    return websockets.connect(url, max_queue=None)
+
+
 @pytest.fixture
 def srv() -> Iterator[SimServer]:
     with SimServer(now=NOW) as server:
@@ -75,8 +80,8 @@ def stream_of(msg: dict) -> str | None:
 # ----- routes and wrapping ---------------------------------------------------------------------------
 def test_combined_route_wraps_and_raw_route_does_not(srv: SimServer) -> None:
     async def go() -> None:
-        async with websockets.connect(f"{srv.ws_url}/market/stream?streams=btcusdt@aggTrade/ethusdt@aggTrade") as c, \
-                websockets.connect(f"{srv.ws_url}/market/ws/btcusdt@aggTrade/ethusdt@aggTrade") as r:
+        async with connect(f"{srv.ws_url}/market/stream?streams=btcusdt@aggTrade/ethusdt@aggTrade") as c, \
+                connect(f"{srv.ws_url}/market/ws/btcusdt@aggTrade/ethusdt@aggTrade") as r:
             control(srv, "clock", speed=30)
             wrapped = await collect(c, 20)
             raw = await collect(r, 20)
@@ -91,7 +96,7 @@ def test_combined_route_wraps_and_raw_route_does_not(srv: SimServer) -> None:
 def test_market_streams_on_public_and_legacy_routes_are_acked_but_silent(srv: SimServer) -> None:
     async def go() -> None:
         for path in ("/public/stream", "/stream"):
-            async with websockets.connect(f"{srv.ws_url}{path}") as ws:
+            async with connect(f"{srv.ws_url}{path}") as ws:
                 ack = await request(ws, "SUBSCRIBE", 7, ["btcusdt@aggTrade", "btcusdt@kline_1m",
                                                          "btcusdt@bookTicker"])
                 assert ack == {"result": None, "id": 7}
@@ -100,7 +105,7 @@ def test_market_streams_on_public_and_legacy_routes_are_acked_but_silent(srv: Si
                 assert {stream_of(m) for m in msgs} == {"btcusdt@bookTicker"}
                 control(srv, "clock", speed=None)
         # and the other way round: a /public stream on /market is silent too
-        async with websockets.connect(f"{srv.ws_url}/market/stream?streams=btcusdt@depth@100ms/btcusdt@aggTrade") as ws:
+        async with connect(f"{srv.ws_url}/market/stream?streams=btcusdt@depth@100ms/btcusdt@aggTrade") as ws:
             control(srv, "clock", speed=30)
             msgs = await collect(ws, 15)
             assert {stream_of(m) for m in msgs} == {"btcusdt@aggTrade"}
@@ -110,7 +115,7 @@ def test_market_streams_on_public_and_legacy_routes_are_acked_but_silent(srv: Si
 
 def test_unknown_but_well_formed_symbol_is_acked_and_silent(srv: SimServer) -> None:
     async def go() -> None:
-        async with websockets.connect(f"{srv.ws_url}/market/stream") as ws:
+        async with connect(f"{srv.ws_url}/market/stream") as ws:
             ack = await request(ws, "SUBSCRIBE", 1, ["nosuchusdt@aggTrade", "btcusdt@aggTrade"])
             assert ack == {"result": None, "id": 1}
             control(srv, "clock", speed=30)
@@ -125,11 +130,11 @@ def test_unknown_but_well_formed_symbol_is_acked_and_silent(srv: SimServer) -> N
 def test_malformed_stream_in_url_is_refused_and_trailing_slash_is_not_a_route(srv: SimServer) -> None:
     async def go() -> None:
         with pytest.raises(InvalidStatus) as bad:
-            async with websockets.connect(f"{srv.ws_url}/market/ws/not%20asdfads"):
+            async with connect(f"{srv.ws_url}/market/ws/not%20asdfads"):
                 pass
         assert bad.value.response.status_code == 400
         with pytest.raises(InvalidStatus) as slash:
-            async with websockets.connect(f"{srv.ws_url}/ws/"):
+            async with connect(f"{srv.ws_url}/ws/"):
                 pass
         assert slash.value.response.status_code == 404
 
@@ -141,7 +146,7 @@ def test_subscribe_unsubscribe_list_match_the_doc_sample(srv: SimServer) -> None
     lines = [json.loads(x) for x in (SAMPLES / "subscribe_request_and_ack_DOC.jsonl").read_text().splitlines()]
 
     async def go() -> None:
-        async with websockets.connect(f"{srv.ws_url}/market/ws") as ws:
+        async with connect(f"{srv.ws_url}/market/ws") as ws:
             for req, expected in zip(lines[0::2], lines[1::2], strict=True):
                 await ws.send(json.dumps(req))
                 assert await reply_to(ws, req["id"]) == expected
@@ -151,7 +156,7 @@ def test_subscribe_unsubscribe_list_match_the_doc_sample(srv: SimServer) -> None
 
 def test_properties_combined(srv: SimServer) -> None:
     async def go() -> None:
-        async with websockets.connect(f"{srv.ws_url}/market/ws/btcusdt@aggTrade") as ws:
+        async with connect(f"{srv.ws_url}/market/ws/btcusdt@aggTrade") as ws:
             assert (await request(ws, "GET_PROPERTY", 1, ["combined"]))["result"] is False
             assert await request(ws, "SET_PROPERTY", 2, ["combined", True]) == {"result": None, "id": 2}
             assert (await request(ws, "GET_PROPERTY", 3, ["combined"]))["result"] is True
@@ -162,7 +167,7 @@ def test_properties_combined(srv: SimServer) -> None:
             control(srv, "clock", speed=30)
             msgs = await collect(ws, 3)
             assert all(m.get("stream") == "btcusdt@aggTrade" for m in msgs)  # now wrapped
-        async with websockets.connect(f"{srv.ws_url}/public/stream") as ws:
+        async with connect(f"{srv.ws_url}/public/stream") as ws:
             assert (await request(ws, "GET_PROPERTY", 1, ["combined"]))["result"] is True
 
     run(go())
@@ -172,7 +177,7 @@ def test_request_errors(srv: SimServer) -> None:
     real = json.loads((SAMPLES / "error_invalid_stream_real_ccxt_pr19833.json").read_text())
 
     async def go() -> None:
-        async with websockets.connect(f"{srv.ws_url}/market/ws") as ws:
+        async with connect(f"{srv.ws_url}/market/ws") as ws:
             assert await request(ws, "SUBSCRIBE", 9, ["not asdfads"]) == {"error": real, "id": 9}
             assert (await request(ws, "LIST_SUBSCRIPTIONS", 10))["result"] == []
             await ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@aggTrade"], "id": "x"}))
@@ -198,7 +203,7 @@ def test_invalid_json_gets_code_3_then_disconnect(srv: SimServer) -> None:
     doc = json.loads((SAMPLES / "error_invalid_json_DOC.json").read_text())
 
     async def go() -> None:
-        async with websockets.connect(f"{srv.ws_url}/public/ws") as ws:
+        async with connect(f"{srv.ws_url}/public/ws") as ws:
             await ws.send("not json")
             msg = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
             assert msg == doc
@@ -212,7 +217,7 @@ def test_stream_limit_per_connection(srv: SimServer) -> None:
     names = [f"s{i}usdt@aggTrade" for i in range(1025)]
 
     async def go() -> None:
-        async with websockets.connect(f"{srv.ws_url}/market/ws") as ws:
+        async with connect(f"{srv.ws_url}/market/ws") as ws:
             over = await request(ws, "SUBSCRIBE", 1, names)
             assert over["error"]["code"] == 2
             assert await request(ws, "SUBSCRIBE", 2, names[:1024]) == {"result": None, "id": 2}
@@ -222,10 +227,10 @@ def test_stream_limit_per_connection(srv: SimServer) -> None:
         # in the URL (aiohttp's request line limit is 8 KiB, so the cap is lowered to show it)
         control(srv, "config", max_streams=3)
         with pytest.raises(InvalidStatus) as too_many:
-            async with websockets.connect(f"{srv.ws_url}/market/stream?streams=" + "/".join(names[:4])):
+            async with connect(f"{srv.ws_url}/market/stream?streams=" + "/".join(names[:4])):
                 pass
         assert too_many.value.response.status_code == 400
-        async with websockets.connect(f"{srv.ws_url}/market/stream?streams=" + "/".join(names[:3])) as ws:
+        async with connect(f"{srv.ws_url}/market/stream?streams=" + "/".join(names[:3])) as ws:
             assert len((await request(ws, "LIST_SUBSCRIPTIONS", 5))["result"]) == 3
 
     run(go())
@@ -233,7 +238,7 @@ def test_stream_limit_per_connection(srv: SimServer) -> None:
 
 def test_more_than_10_messages_a_second_drops_the_connection(srv: SimServer) -> None:
     async def go() -> None:
-        async with websockets.connect(f"{srv.ws_url}/market/ws") as ws:
+        async with connect(f"{srv.ws_url}/market/ws") as ws:
             for i in range(11):
                 await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": i}))
             replies = []
@@ -273,7 +278,7 @@ def test_lifetime_cap_closes_the_connection(srv: SimServer) -> None:
     control(srv, "config", lifetime_s=0.3)
 
     async def go() -> None:
-        async with websockets.connect(f"{srv.ws_url}/market/stream?streams=btcusdt@aggTrade") as ws:
+        async with connect(f"{srv.ws_url}/market/stream?streams=btcusdt@aggTrade") as ws:
             with pytest.raises(ConnectionClosed) as closed:
                 while True:
                     await asyncio.wait_for(ws.recv(), TIMEOUT)
@@ -285,7 +290,7 @@ def test_lifetime_cap_closes_the_connection(srv: SimServer) -> None:
 # ----- fault switches --------------------------------------------------------------------------------
 def test_drop_closes_abruptly(srv: SimServer) -> None:
     async def go() -> None:
-        async with websockets.connect(f"{srv.ws_url}/market/stream?streams=btcusdt@aggTrade") as ws:
+        async with connect(f"{srv.ws_url}/market/stream?streams=btcusdt@aggTrade") as ws:
             control(srv, "clock", speed=30)
             await collect(ws, 3)
             assert control(srv, "drop", stream="btcusdt@aggTrade") == 1
@@ -300,7 +305,7 @@ def test_drop_closes_abruptly(srv: SimServer) -> None:
 def test_stall_keeps_the_connection_open_and_silent(srv: SimServer) -> None:
     async def go() -> None:
         url = f"{srv.ws_url}/market/stream?streams=btcusdt@aggTrade"
-        async with websockets.connect(url) as quiet, websockets.connect(url) as loud:
+        async with connect(url) as quiet, connect(url) as loud:
             conns = {c["id"] for c in control(srv, "state")["connections"]}
             assert len(conns) == 2
             control(srv, "stall", conn=min(conns), on=True)
@@ -317,7 +322,7 @@ def test_stall_keeps_the_connection_open_and_silent(srv: SimServer) -> None:
 
 def test_malformed_frame(srv: SimServer) -> None:
     async def go() -> None:
-        async with websockets.connect(f"{srv.ws_url}/market/stream?streams=btcusdt@aggTrade") as ws:
+        async with connect(f"{srv.ws_url}/market/stream?streams=btcusdt@aggTrade") as ws:
             assert control(srv, "malformed") == 1
             frame = await asyncio.wait_for(ws.recv(), TIMEOUT)
             with pytest.raises(json.JSONDecodeError):
@@ -328,7 +333,7 @@ def test_malformed_frame(srv: SimServer) -> None:
 
 def test_burst_sends_n_copies_at_once(srv: SimServer) -> None:
     async def go() -> None:
-        async with websockets.connect(f"{srv.ws_url}/market/stream?streams=btcusdt@markPrice@1s") as ws:
+        async with connect(f"{srv.ws_url}/market/stream?streams=btcusdt@markPrice@1s") as ws:
             control(srv, "clock", speed=10)
             first = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
             control(srv, "clock", speed=None)
@@ -342,8 +347,7 @@ def test_burst_sends_n_copies_at_once(srv: SimServer) -> None:
 
 def test_synthetic_rate_streams_consecutive_trades_on_a_frozen_clock(srv: SimServer) -> None:
     async def go() -> None:
-        # max_queue=None: the unread backlog must not pause reading, or closing waits for the close timeout
-        async with websockets.connect(f"{srv.ws_url}/market/ws/btcusdt@aggTrade", max_queue=None) as ws:
+        async with connect(f"{srv.ws_url}/market/ws/btcusdt@aggTrade") as ws:
             control(srv, "rate", stream="btcusdt@aggTrade", rate=20_000)
             msgs = [json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)) for _ in range(2000)]
             ids = [m["a"] for m in msgs]
