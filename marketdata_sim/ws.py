@@ -52,7 +52,7 @@ class WsConfig:
     lifetime_s: float = 86_400.0
     tick_s: float = 0.05  # how often the hub produces and flushes (wall seconds)
     write_high_water: int = 8 << 20  # bytes buffered in the socket before a connection's frames wait
-    max_pending_frames: int = 2_000_000  # a slower consumer than this is dropped
+    max_pending_frames: int = 200_000  # frames queued behind a full socket before the consumer is dropped
 
     def update(self, values: dict) -> None:
         known = {f.name: f.type for f in fields(self)}
@@ -449,7 +449,20 @@ WS_HUB_KEY = web.AppKey("ws_hub", WsHub)
 
 
 def add_ws_routes(app: web.Application, market: SimMarket, config: WsConfig | None = None) -> None:
-    """Serve the market streams and their control API on `app` (see the module doc)."""
+    """Serve the market streams and their control API on `app` (see the module doc).
+
+    Control API (POST, JSON body; every answer is {"result": ...}; `conn` / `stream` select connections):
+    - /_sim/ws/state                      connections, channels, clock, rates, config
+    - /_sim/ws/config   {"lifetime_s": 2, "ping_interval_s": 1, "pong_timeout_s": 3, "max_streams": ...}
+    - /_sim/ws/clock    {"speed": 60, "anchor": "2024-03-01T12:00:00Z"}  (anchor default: now;
+                        {"speed": null} stops and leaves the clock frozen where it is)
+    - /_sim/ws/drop     {"conn": 3} | {"stream": "btcusdt@aggTrade"} | {}   TCP abort, no close frame
+    - /_sim/ws/stall    {"on": true, ...}    open but silent (no data, pings or pongs) until "on": false
+    - /_sim/ws/malformed {"frame": "..."}    one broken text frame
+    - /_sim/ws/break_depth {"symbol": "BTCUSDT", "mode": "skip" | "perturb"}
+    - /_sim/ws/burst    {"count": 1000, ...} the latest payload of each selected stream, `count` times at once
+    - /_sim/ws/rate     {"stream": "btcusdt@aggTrade" | "*", "rate": 20000}  synthetic messages/s (0: off)
+    """
     hub = WsHub(market, config)
     app[WS_HUB_KEY] = hub
     app.on_startup.append(hub.start)
