@@ -185,6 +185,23 @@ def test_running_clock_delivers_a_closed_kline_equal_to_rest(srv: SimServer) -> 
     assert _as_rest_row(k) == rows[0]
 
 
+def test_no_kline_for_an_outage_window(srv: SimServer) -> None:
+    """The default outage (2024-02-10 06:35-07:00) has no bars on REST, so none closes on the stream."""
+    srv.market.set_now("2024-02-10T06:34:30Z")
+
+    async def go() -> list[dict]:
+        async with connect(f"{srv.ws_url}/market/ws/btcusdt@kline_1m") as ws:
+            srv.market.advance(40_000)  # 06:35:10: the 06:34 bar closes, nothing is open
+            first = await until(ws, lambda d: d["k"]["x"])
+            srv.market.advance(26 * 60_000)  # 07:01:10: the 07:00 bar closes
+            return first + await until(ws, lambda d: d["k"]["x"])
+
+    closed = [m["k"]["t"] for m in run(go()) if m["k"]["x"]]
+    assert closed == [1707546840000, 1707548400000]  # 06:34 and 07:00
+    assert rest(srv, "/fapi/v1/klines", symbol="BTCUSDT", interval="1m", startTime=1707546900000,
+                endTime=1707548399999) == []
+
+
 # ----- aggregate trades --------------------------------------------------------------------------------
 def test_agg_trades_are_consecutive_and_equal_rest(srv: SimServer) -> None:
     start = srv.market.now_ms
