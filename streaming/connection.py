@@ -62,7 +62,7 @@ class Backoff:
 
 @dataclass
 class DownWindow:
-    """An interval during which this connection delivered nothing (ms, wall clock)."""
+    """An interval during which this connection delivered nothing (ms, exchange clock)."""
 
     start_ms: int
     reason: str
@@ -106,7 +106,8 @@ class StreamConnection:
         self.reconnects = 0
         self.rotations = 0
         self.messages = 0
-        self.last_message_ms: int | None = None
+        self.last_message_ms: int | None = None  # wall clock
+        self.last_event_ms: int | None = None    # exchange clock (`E` of the last event), set by the handler
         self._last_message_mono = time.monotonic()
         self._opened_mono = time.monotonic()
         self.down: DownWindow | None = None
@@ -240,21 +241,22 @@ class StreamConnection:
                 self.messages += 1
                 if not first.is_set():
                     first.set()
-                    if self.down is not None:
-                        self._close_down_window()
+                seen = self.last_event_ms
                 self._busy = True  # waiting on backpressure is not silence
                 try:
                     await self.handler(frame, self)
                 finally:
                     self._busy = False
                     self._last_message_mono = time.monotonic()
+                if self.down is not None and (self.last_event_ms != seen or self.last_event_ms is None):
+                    self._close_down_window()
         except ConnectionClosed as exc:
             return f"closed ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
 
     def _close_down_window(self) -> None:
         window = self.down
         assert window is not None
-        window.end_ms = self.last_message_ms
+        window.end_ms = self.last_event_ms if self.last_event_ms is not None else self.last_message_ms
         self.down = None
         if self.on_up is not None:
             self.on_up(self, window)
@@ -262,7 +264,9 @@ class StreamConnection:
     def _open_down_window(self, reason: str) -> None:
         if self.down is not None:
             return  # still down from before: one window until data flows again
-        start = self.last_message_ms if self.last_message_ms is not None else now_ms()
+        # Exchange time of the last event before the drop (the handler sets `last_event_ms`): fills ask
+        # REST for the exchange's bars and trades, so the window must be on the exchange's clock.
+        start = self.last_event_ms if self.last_event_ms is not None else (self.last_message_ms or now_ms())
         self.down = DownWindow(start, reason)
         self.down_windows.append(self.down)
         if self.on_down is not None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -85,7 +84,7 @@ class GapFiller:
             if spec.data_type == "kline":
                 rows = await self.fill_klines(spec, start_ms, end_ms)
             elif spec.data_type == "trade":
-                rows = await self.catch_up_trades(spec.symbol, start_ms)
+                rows = await self.catch_up_trades(spec.symbol, start_ms, end_ms)
             else:
                 await self._gap(spec, start_ms, end_ms, reason, "not_fillable")
                 return
@@ -148,15 +147,15 @@ class GapFiller:
                 stored += await self._store_page(symbol, page)
         return stored
 
-    async def catch_up_trades(self, symbol: str, since_ms: int) -> int:
-        """After an outage: every trade after the last id seen (or after `since_ms`), up to now."""
+    async def catch_up_trades(self, symbol: str, since_ms: int, until_ms: int) -> int:
+        """After an outage: every trade after the last id seen, up to now; with no id seen yet, the
+        trades between `since_ms` and `until_ms` (exchange clock)."""
         tracker = self.ids(symbol)
         stored = 0
         async with self.lock(symbol):
             if tracker.last_id is None:
-                now = int(time.time() * 1000) + 1
                 trades = await asyncio.to_thread(
-                    lambda: list(self.rest.agg_trades_range(symbol, since_ms, max(now, since_ms + 1))))
+                    lambda: list(self.rest.agg_trades_range(symbol, since_ms, max(until_ms + 1, since_ms + 1))))
                 stored += await self._store_page(symbol, trades)
             else:
                 while True:

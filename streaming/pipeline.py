@@ -65,8 +65,12 @@ class Pipeline:
         if isinstance(data, list):
             for item in data:
                 await self.on_event(item)
+            if data and connection is not None:
+                connection.last_event_ms = data[-1].event_time
         else:
             await self.on_event(data)
+            if connection is not None:
+                connection.last_event_ms = data.event_time
 
     def _malformed(self, exc: MalformedFrame) -> None:
         self.metrics.malformed.inc()

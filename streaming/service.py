@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -223,8 +224,6 @@ class MarketDataService:
                          .where(agg_trades.c.symbol.in_(symbols)).group_by(agg_trades.c.symbol))
             with self.engine.connect() as conn:
                 return {row[0]: (row[1], row[2]) for row in conn.execute(statement)}
-
-        import time
 
         found = await asyncio.to_thread(query)
         now = time.time() * 1000

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -56,6 +57,7 @@ class BatchWriter:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task | None = None
+        self._db_lock = threading.Lock()
         self._closing = False
         self.db_up = True
         self._next_retry = 0.0
@@ -138,6 +140,10 @@ class BatchWriter:
 
     def _write_sync(self, batch: Batch) -> None:
         """Worker thread: replay the spool if the database is back, then write (or spool) this batch."""
+        with self._db_lock:  # one thread at a time uses the store's connection and the spool
+            self._write_locked(batch)
+
+    def _write_locked(self, batch: Batch) -> None:
         if not self.db_up and time.monotonic() >= self._next_retry:
             self._try_recover()
         if not self.db_up:
@@ -200,8 +206,9 @@ class BatchWriter:
         return self.db_up
 
     def _recover_if_down(self) -> None:
-        if not self.db_up:
-            self._try_recover()
+        with self._db_lock:
+            if not self.db_up:
+                self._try_recover()
 
     async def close(self) -> None:
         """Flush everything and stop the writer task."""
@@ -216,10 +223,11 @@ class BatchWriter:
         await asyncio.to_thread(self._finish)
 
     def _finish(self) -> None:
-        if not self.db_up:
-            self._try_recover()
-        self.spool.close()
-        self.store.close()
+        with self._db_lock:
+            if not self.db_up:
+                self._try_recover()
+            self.spool.close()
+            self.store.close()
 
     def describe(self) -> dict[str, Any]:
         return {"db_up": self.db_up, "pending_rows": self._pending_rows, "spool_bytes": self.spool.size_bytes(),

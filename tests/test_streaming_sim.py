@@ -193,6 +193,9 @@ async def test_stalled_connection_is_detected_by_silence(sim, engine, tmp_path):
     assert any(reason.startswith("silence") for (reason,) in service.metrics.reconnects.values)
     gaps = [g for g in gap_rows(engine) if g.stream == "btcusdt@aggTrade"]
     assert gaps and gaps[0].reason.startswith("silence") and gaps[0].state == "filled"
+    kline_gaps = [g for g in gap_rows(engine) if g.data_type == "kline"]
+    # windows are on the exchange clock, so REST returns the bars around them
+    assert kline_gaps and all(g.state == "filled" and g.rows_filled > 0 for g in kline_gaps)
     for symbol in SYMBOLS:
         assert_klines_equal_truth(engine, sim, symbol)
         assert_trades_equal_truth(engine, sim, symbol)

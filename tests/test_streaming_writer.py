@@ -177,3 +177,29 @@ async def test_spool_left_by_a_crash_is_replayed_at_start(engine, tmp_path):
     with engine.connect() as conn:
         ids = conn.execute(sa.select(agg_trades.c.agg_id).order_by(agg_trades.c.agg_id)).scalars().all()
     assert ids == [1, 2, 4]
+
+
+def test_store_works_on_sqlite_too(tmp_path):
+    from marketdata_assets.storage.migrate import upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'md.db'}")
+    upgrade(engine)
+    store = StreamStore(engine)
+    batch = {
+        "agg_trades": [trade(1, "58665.00"), trade(2)],
+        "book": [("SUSHIUSDT", 600859605926, T0, 1, '[["7.6110","6"]]', '[["7.6120","297"]]')],
+        "gaps": [("SUSHIUSDT", "sushiusdt@aggTrade", "trade", "", T0, T0 + 1, "disconnect", "filled", 2, 1, None)],
+        "klines": [("SUSHIUSDT", "1m", "stream",
+                    "1626992700000,7.6080,7.6180,7.6070,7.6170,3005,1626992759999,22875.8590,113,1900,14464.6960,0\n")],
+    }
+    assert store.write(batch) == {"agg_trades": 2, "book": 1, "gaps": 1, "klines": 1}
+    store.write(batch)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(agg_trades.c.price).where(agg_trades.c.agg_id == 1)).scalar_one() == \
+            Decimal("58665.00")
+        assert conn.execute(sa.select(sa.func.count()).select_from(order_book_snapshots)).scalar_one() == 1
+    from marketdata_assets.storage.repository import MarketDataRepository
+
+    frame = MarketDataRepository(engine).get_klines("SUSHIUSDT", "1m", T0 - 3_600_000, T0 + 3_600_000)
+    assert len(frame) == 1 and frame["close"].iloc[0] == 7.617
+    engine.dispose()
