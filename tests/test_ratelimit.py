@@ -116,12 +116,22 @@ def test_weight_in_flight_at_a_window_change_counts_in_the_new_window():
     assert budget.used == 1
 
 
-def test_unreleased_weight_is_forgotten_after_one_window():
-    budget, fake = make_budget()
+def test_unreleased_weight_is_forgotten_after_the_expiry():
+    budget, fake = make_budget(inflight_expiry_s=0.0)
     budget.acquire(90)  # never released (a caller that forgot)
-    assert spend(budget, 1) == pytest.approx(80.0)  # the carried 90 also fills the next minute
-    assert spend(budget, 1) == 0
-    assert budget.used == 2
+    assert spend(budget, 1) == pytest.approx(20.0)
+    assert budget.used == 1
+
+
+def test_weight_in_flight_is_carried_while_the_clock_jumps_windows():
+    budget, fake = make_budget()
+    sent = budget.now_ms()
+    budget.acquire(50)
+    fake.sleep(200)  # several minutes pass (a simulated clock) before the answer
+    assert budget.used == 50
+    budget.release(50, sent)
+    fake.sleep(60)
+    assert budget.used == 0
 
 
 def test_penalise_blocks_every_thread_until_the_end():

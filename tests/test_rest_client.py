@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import threading
 from pathlib import Path
 
+import httpx
 import pytest
 
 from marketdata_assets.binance.errors import (
     BinanceAPIError,
     BinanceServerError,
+    BinanceUnavailableError,
     InvalidIntervalError,
     InvalidParameterError,
     InvalidSymbolError,
@@ -25,6 +29,8 @@ from marketdata_assets.binance.errors import (
     parse_banned_until_ms,
 )
 from marketdata_assets.binance.intervals import InvalidInputError
+from marketdata_assets.binance.klines import raw_klines_from_rest
+from marketdata_assets.binance.ratelimit import WeightBudget
 from marketdata_assets.binance.rest import (
     BinanceRestClient,
     depth_weight,
@@ -36,6 +42,7 @@ from marketdata_assets.binance.rest import (
     utc_ms,
 )
 from marketdata_assets.settings import Settings
+from marketdata_sim import SimServer
 
 REST_SAMPLES = Path("/work/shared/binance/samples/rest")
 KLINES_URL = "http://127.0.0.1:1/fapi/v1/klines?symbol=BTCUSDT&interval=1m&startTime=0&limit=499"
@@ -205,3 +212,311 @@ def test_bad_input_fails_before_any_request(call, message):
     with BinanceRestClient("http://127.0.0.1:1", max_retries=0) as client, \
             pytest.raises(InvalidInputError, match=message):
         call(client)
+
+
+# ================================================================ against the simulator
+
+class SimTime:
+    """The simulator's frozen market clock as our clock; a wait advances it (recorded, never slept).
+
+    Like real time, threads waiting together wake together: a sleep moves the clock to what this thread
+    last read plus the wait, never by the sum of every thread's waits.
+    """
+
+    def __init__(self, server) -> None:
+        self.server = server
+        self.sleeps: list[float] = []
+        self._seen = threading.local()
+        self._lock = threading.Lock()
+
+    def time(self) -> float:
+        now = self.server.market.now_ms
+        self._seen.ms = now
+        return now / 1000
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.sleeps.append(seconds)
+            market = self.server.market
+            target = getattr(self._seen, "ms", market.now_ms) + max(0, math.ceil(seconds * 1000))
+            if target > market.now_ms:
+                market.advance(target - market.now_ms)
+
+
+def sim_client(server, *, limit: int = 2400, headroom: float = 0.1, **kwargs) -> tuple[BinanceRestClient, SimTime]:
+    """A client whose budget and waits run on the simulator's clock."""
+    clock = SimTime(server)
+    budget = WeightBudget(limit, headroom, clock=clock.time, sleep=clock.sleep)
+    kwargs.setdefault("sleep", clock.sleep)
+    return BinanceRestClient(server.url, budget=budget, **kwargs), clock
+
+
+def truth(server, symbol: str, interval: str, start_ms: int, end_ms: int, kind: str = "trade") -> bytes:
+    """What the simulated exchange holds for [start_ms, end_ms), as archive-layout CSV."""
+    market = server.market
+    bars = market.klines(symbol, interval, start_ms, end_ms - 1, limit=100_000, kind=kind)
+    rows = market.kline_rest_rows(market.spec(symbol), interval, bars, kind)
+    return raw_klines_from_rest(rows, symbol, interval).csv
+
+
+OUTAGE_DAY = utc_ms(2024, 2, 10)  # the simulator's default outage: 06:35 -> 07:00 UTC, every symbol
+
+
+def test_klines_across_an_outage_equal_the_exchange(sim):
+    client, _ = sim_client(sim)
+    with client:
+        raw = client.klines("BTCUSDT", "1m", OUTAGE_DAY, OUTAGE_DAY + 86_400_000)
+    opens = raw.open_times_ms
+    assert len(opens) == 1440 - 25
+    assert opens == sorted(set(opens))
+    assert utc_ms(2024, 2, 10, 6, 34) in opens and utc_ms(2024, 2, 10, 7, 0) in opens
+    assert not any(utc_ms(2024, 2, 10, 6, 35) <= t < utc_ms(2024, 2, 10, 7, 0) for t in opens)
+    assert raw.csv == truth(sim, "BTCUSDT", "1m", OUTAGE_DAY, OUTAGE_DAY + 86_400_000)
+    assert raw.source == "rest"
+    stats = sim.stats()
+    assert stats["requests"]["/fapi/v1/klines"] == 3  # 499 + 499 + the rest, weight 2 each
+    assert stats["total_weight"] == 3 * 2 + 1  # + one /time for the closed-bar check
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "bars"),
+    [
+        (utc_ms(2024, 2, 10, 6, 40), utc_ms(2024, 2, 10, 6, 55), 0),  # wholly inside the outage
+        (utc_ms(2024, 2, 10, 6, 0), utc_ms(2024, 2, 10, 7, 30), 35 + 30),  # across it, one page
+        (utc_ms(2024, 2, 9, 22), utc_ms(2024, 2, 10, 12), 14 * 60 - 25),  # the gap inside page 2
+    ],
+)
+def test_klines_gap_edges(sim_session, start, end, bars):
+    client, _ = sim_client(sim_session)
+    with client:
+        raw = client.klines("ETHUSDT", "1m", start, end)
+    assert len(raw) == bars
+    assert raw.csv == truth(sim_session, "ETHUSDT", "1m", start, end)
+
+
+def test_klines_other_intervals_and_kinds(sim_session):
+    client, _ = sim_client(sim_session)
+    start, end = utc_ms(2024, 2, 9), utc_ms(2024, 2, 12)
+    with client:
+        hourly = client.klines("SOLUSDT", "1h", start, end)
+        assert hourly.csv == truth(sim_session, "SOLUSDT", "1h", start, end)
+        assert len(hourly) == 3 * 24  # the 25-minute outage leaves the 06:00 bar in place
+        monthly = client.klines("BTCUSDT", "1M", utc_ms(2024, 1, 1), utc_ms(2024, 4, 1))
+        assert [r[0] for r in monthly.text_rows()] == [str(utc_ms(2024, m, 1)) for m in (1, 2, 3)]
+        for kind, sim_kind in (("markPriceKlines", "mark"), ("indexPriceKlines", "index"),
+                               ("premiumIndexKlines", "premium")):
+            got = client.klines("BTCUSDT", "5m", OUTAGE_DAY, OUTAGE_DAY + 86_400_000, kind=kind)
+            assert got.csv == truth(sim_session, "BTCUSDT", "5m", OUTAGE_DAY, OUTAGE_DAY + 86_400_000, sim_kind)
+            assert len(got) > 0
+
+
+def test_klines_before_listing_start_at_listing(sim_session):
+    client, _ = sim_client(sim_session)
+    listing = utc_ms(2024, 2, 15, 8)  # NEWUSDT onboardDate
+    with client:
+        raw = client.klines("NEWUSDT", "1m", utc_ms(2024, 2, 14), utc_ms(2024, 2, 15, 9))
+    assert raw.open_times_ms[0] == listing and len(raw) == 60
+
+
+def test_in_progress_bar_left_out_unless_asked(sim):
+    sim.set_now(utc_ms(2024, 4, 2, 12, 0) + 30_000)  # half way through the 12:00 bar
+    client, _ = sim_client(sim)
+    start, end = utc_ms(2024, 4, 2, 11), utc_ms(2024, 4, 2, 13)
+    with client:
+        closed = client.klines("BTCUSDT", "1m", start, end)
+        with_open = client.klines("BTCUSDT", "1m", start, end, include_open=True)
+    assert len(closed) == 60 and closed.open_times_ms[-1] == utc_ms(2024, 4, 2, 11, 59)
+    assert len(with_open) == 61 and with_open.open_times_ms[-1] == utc_ms(2024, 4, 2, 12, 0)
+    assert int(with_open.text_rows()[-1][6]) > sim.market.now_ms  # its close time is still ahead
+    assert with_open.csv.startswith(closed.csv)
+
+
+def test_weight_stays_under_a_low_limit_with_many_threads(request):
+    """limit 100/min, 4 threads, ~1300 weight: the budget waits instead of drawing a 429 or a 418."""
+    with SimServer(now="2024-04-02T12:00:00Z", weight_limit=100, rate_clock="market") as server:
+        client, clock = sim_client(server, limit=100)
+        results: dict[int, bytes] = {}
+
+        def work(i: int) -> None:
+            for _ in range(7):
+                client.ticker_24hr()  # weight 40
+            day = utc_ms(2024, 3, 1 + i)
+            results[i] = client.klines("BTCUSDT", "1m", day, day + 86_400_000).csv  # 3 pages, weight 6
+
+        with client:
+            threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        stats = server.stats()
+        assert stats["count_429"] == 0 and stats["count_418"] == 0
+        assert stats["max_window_weight"] <= 100
+        assert stats["total_weight"] >= 4 * (7 * 40 + 6)
+        assert clock.sleeps  # it had to wait
+        assert sum(clock.sleeps) < 3600  # ... and waited for windows, not for ever
+        for i in range(4):
+            day = utc_ms(2024, 3, 1 + i)
+            assert results[i] == truth(server, "BTCUSDT", "1m", day, day + 86_400_000)
+
+
+def test_budget_adopts_weight_used_by_another_process():
+    with SimServer(now="2024-04-02T12:00:00Z", weight_limit=100, rate_clock="market") as server:
+        with httpx.Client(base_url=server.url) as other:  # another process on the same IP
+            for _ in range(2):
+                assert other.get("/fapi/v1/ticker/24hr").status_code == 200  # 80 weight
+        client, clock = sim_client(server, limit=100)
+        with client:
+            for _ in range(15):
+                client.ping()
+        stats = server.stats()
+        assert stats["count_429"] == 0 and stats["max_window_weight"] <= 100
+        assert clock.sleeps  # the header told it the minute was nearly spent
+
+
+def test_429_retry_after_is_honoured():
+    with SimServer(now="2024-04-02T12:00:10Z", weight_limit=10, rate_clock="market") as server:
+        client, clock = sim_client(server)  # the client believes in 2400: only the server knows 10
+        with client:
+            for _ in range(12):
+                client.ping()
+        stats = server.stats()
+        assert stats["count_429"] == 1 and stats["count_418"] == 0
+        assert clock.sleeps == [pytest.approx(50.0)]  # Retry-After: the rest of the minute
+        assert stats["requests"]["/fapi/v1/ping"] == 13
+
+
+def _ban_ip(server) -> None:
+    with httpx.Client(base_url=server.url) as other:
+        statuses = [other.get("/fapi/v1/ping").status_code for _ in range(14)]
+    assert statuses[-1] == 418
+
+
+def test_short_ip_ban_is_waited_out():
+    with SimServer(now="2024-04-02T12:00:10Z", weight_limit=10, ban_after=1, ban_ms=90_000,
+                   rate_clock="market") as server:
+        _ban_ip(server)
+        client, clock = sim_client(server, max_ban_wait_s=300)
+        with client:
+            assert client.server_time_ms() == server.market.now_ms
+        assert clock.sleeps == [pytest.approx(90.0, abs=1.0)]
+
+
+def test_long_ip_ban_raises_and_stops_sending():
+    with SimServer(now="2024-04-02T12:00:10Z", weight_limit=10, ban_after=1, ban_ms=3_600_000,
+                   rate_clock="market") as server:
+        _ban_ip(server)
+        sent = server.stats()["requests"]["/fapi/v1/ping"]
+        client, clock = sim_client(server, max_ban_wait_s=300)
+        with client:
+            with pytest.raises(IPBannedError, match="max_ban_wait_s=300") as info:
+                client.klines("BTCUSDT", "1m", OUTAGE_DAY, OUTAGE_DAY + 60_000)
+            assert info.value.banned_until_ms == server.stats()["banned_until"]
+            assert "symbol=BTCUSDT" in str(info.value)
+            with pytest.raises(IPBannedError, match="request not sent"):
+                client.ping()
+        assert server.stats()["requests"]["/fapi/v1/ping"] == sent
+        assert server.stats()["requests"]["/fapi/v1/klines"] == 1
+        assert clock.sleeps == []
+
+
+def test_5xx_burst_is_retried_with_jittered_backoff(sim):
+    sim.set_faults(error_burst={"count": 3, "status": 503, "prefix": "/fapi/v1/klines"})
+    client, clock = sim_client(sim, backoff_base_s=0.2, backoff_cap_s=10.0)
+    with client:
+        raw = client.klines("BTCUSDT", "1h", OUTAGE_DAY, OUTAGE_DAY + 86_400_000)
+    assert raw.csv == truth(sim, "BTCUSDT", "1h", OUTAGE_DAY, OUTAGE_DAY + 86_400_000)
+    assert sim.stats()["status_counts"]["503"] == 3
+    assert len(clock.sleeps) == 3
+    assert all(0 <= s <= cap for s, cap in zip(clock.sleeps, (0.2, 0.4, 0.8), strict=True))
+
+
+def test_5xx_that_persists_raises_server_error(sim):
+    sim.set_faults(error_burst={"count": 10, "status": 500})
+    client, clock = sim_client(sim, max_retries=2)
+    with client, pytest.raises(BinanceServerError, match="after 3 attempts") as info:
+        client.exchange_info()
+    assert info.value.status == 500
+    assert len(clock.sleeps) == 2
+
+
+def test_timeouts_raise_unavailable_after_retries(sim):
+    sim.set_faults(delay={"ms": 400, "prefix": "/fapi/v1/ping"})
+    client, clock = sim_client(sim, timeout=0.1, max_retries=2)
+    with client, pytest.raises(BinanceUnavailableError, match=r"/fapi/v1/ping: no answer after 3 attempts"):
+        client.ping()
+    assert len(clock.sleeps) == 2
+
+
+def test_one_timeout_then_success(sim):
+    sim.set_faults(delay={"ms": 400, "count": 1, "prefix": "/fapi/v1/time"})
+    client, clock = sim_client(sim, timeout=0.2)
+    with client:
+        assert client.server_time_ms() == sim.market.now_ms
+    assert len(clock.sleeps) == 1
+
+
+def test_connection_refused_is_unavailable():
+    sleeps: list[float] = []
+    with BinanceRestClient("http://127.0.0.1:1", max_retries=1, sleep=sleeps.append,
+                           budget=WeightBudget()) as client, \
+            pytest.raises(BinanceUnavailableError, match="ConnectError"):
+        client.ping()
+    assert len(sleeps) == 1
+
+
+def test_typed_errors_from_the_exchange_are_not_retried(sim):
+    client, clock = sim_client(sim)
+    with client:
+        with pytest.raises(InvalidSymbolError, match="symbol=NOPEUSDT") as info:
+            client.klines("NOPEUSDT", "1m", OUTAGE_DAY, OUTAGE_DAY + 60_000)
+        assert (info.value.status, info.value.code) == (400, -1121)
+        with pytest.raises(InvalidSymbolError):  # removed from exchangeInfo at its delisting
+            client.funding_rate("GONEUSDT", utc_ms(2022, 1, 1), utc_ms(2022, 2, 1))
+        # The client refuses bad intervals itself; send one anyway to check the server's -1120 is typed.
+        with pytest.raises(InvalidIntervalError) as info:
+            client._get("/fapi/v1/klines", {"symbol": "BTCUSDT", "interval": "7m"})
+        assert info.value.code == -1120
+    assert sim.stats()["requests"]["/fapi/v1/klines"] == 2
+    assert clock.sleeps == []
+
+
+def test_funding_rate_pages_and_shift_to_4h(sim_session):
+    client, _ = sim_client(sim_session)
+    with client:
+        btc = client.funding_rate("BTCUSDT", utc_ms(2023, 1, 1), utc_ms(2024, 4, 1))
+        sol = client.funding_rate("SOLUSDT", utc_ms(2023, 9, 30), utc_ms(2023, 10, 3))
+    times = [r["fundingTime"] for r in btc]
+    assert len(btc) == (utc_ms(2024, 4, 1) - utc_ms(2023, 1, 1)) // (8 * 3_600_000)  # > 1000: two pages
+    assert times == sorted(set(times))
+    assert {round(t / 3_600_000) % 8 for t in times} == {0}  # on the 8 h grid, ms jitter allowed
+    assert set(btc[0]) >= {"symbol", "fundingRate", "fundingTime", "markPrice"}
+    sol_gaps = {round((b["fundingTime"] - a["fundingTime"]) / 3_600_000) for a, b in zip(sol, sol[1:], strict=False)}
+    assert len(sol) == 3 + 6 + 6 and sol_gaps == {8, 4}  # 8 h until 2023-10-01, 4 h after
+
+
+def test_agg_trades_range_pages_by_id(sim_session):
+    client, _ = sim_client(sim_session)
+    start, end = utc_ms(2024, 3, 1), utc_ms(2024, 3, 1, 0, 5)
+    with client:
+        trades = list(client.agg_trades_range("BTCUSDT", start, end))
+        window = client.agg_trades("BTCUSDT", start_ms=start, end_ms=start + 59_999)
+    ids = [t["a"] for t in trades]
+    assert len(trades) > 1000
+    assert ids == list(range(ids[0], ids[0] + len(ids)))  # every aggregate trade, once, in order
+    assert all(start <= t["T"] < end for t in trades)
+    assert trades[: len(window)] == window[: len(trades)]
+
+
+def test_simple_endpoints(sim_session):
+    client, _ = sim_client(sim_session)
+    with client:
+        client.ping()
+        assert client.server_time_ms() == sim_session.market.now_ms
+        perps = client.perpetual_symbols()
+        assert [p.symbol for p in perps] == ["BTCUSDT", "ETHUSDT", "NEWUSDT", "SOLUSDT"]
+        assert client.premium_index("BTCUSDT")["symbol"] == "BTCUSDT"
+        assert isinstance(client.premium_index(), list)
+        assert client.ticker_24hr("ETHUSDT")["symbol"] == "ETHUSDT"
+        book = client.depth("BTCUSDT", limit=5)
+        assert len(book["bids"]) == 5 and "lastUpdateId" in book

@@ -83,13 +83,13 @@ class WeightBudget:
     `acquire(weight)` blocks while the minute's used weight plus this request would exceed
     `limit * (1 - headroom)`, and while a 429/418 penalty is running (`penalise`). Call `release(weight)`
     once the answer is in: a request still in flight when a window rolls over may be counted by the
-    server in the new window, so the new window starts with the in-flight weight already used.
+    server in a later window, so a new window starts with the in-flight weight already used.
     """
 
     def __init__(self, limit: int = DEFAULT_WEIGHT_LIMIT, headroom: float = 0.1, *,
                  window_s: float = 60.0, guard_ms: int = 250, clock: Callable[[], float] = time.time,
                  sleep: Sleep = time.sleep, funding_limit: int = FUNDING_LIMIT,
-                 funding_window_s: float = FUNDING_WINDOW_S) -> None:
+                 funding_window_s: float = FUNDING_WINDOW_S, inflight_expiry_s: float = 120.0) -> None:
         if limit < 1 or not 0 <= headroom < 1:
             raise ValueError(f"invalid weight limit {limit} with headroom {headroom}")
         self.limit = limit
@@ -101,9 +101,12 @@ class WeightBudget:
         self.clock = LogicalClock(clock)
         self._sleep = sleep
         self._lock = threading.Lock()
+        self._released = threading.Condition(self._lock)
         self._window = -1
         self._used = 0
-        self._inflight: dict[int, int] = {}  # window -> weight acquired then and not yet answered
+        # window -> [weight acquired then and not yet answered, monotonic time of the last acquire]
+        self._inflight: dict[int, list[float]] = {}
+        self.inflight_expiry_s = inflight_expiry_s
         self._penalty_until_ms = 0
         self._banned_until_ms = 0
         self.waited_s = 0.0
@@ -126,9 +129,11 @@ class WeightBudget:
         window = now_ms // self.window_ms
         if window > self._window:
             self._window = window
-            # Only requests of the previous window can still land in this one; older ones are forgotten.
-            self._inflight = {w: v for w, v in self._inflight.items() if w >= window - 1 and v > 0}
-            self._used = min(self._inflight.get(window - 1, 0), self.cap)
+            # Requests still in flight may land in this window. A reservation never released (a caller
+            # that forgot) is forgotten after inflight_expiry_s of real time, longer than any timeout.
+            oldest = time.monotonic() - self.inflight_expiry_s
+            self._inflight = {w: v for w, v in self._inflight.items() if v[0] > 0 and v[1] >= oldest}
+            self._used = min(int(sum(v[0] for v in self._inflight.values())), self.cap)
 
     def acquire(self, weight: int, sleep: Sleep | None = None) -> float:
         """Reserve `weight` in the current window, waiting as long as needed; return the seconds waited."""
@@ -144,9 +149,16 @@ class WeightBudget:
                     target = self._penalty_until_ms
                 elif self._used + weight <= self.cap or (self._used == 0 and weight > self.cap):
                     self._used += weight
-                    self._inflight[self._window] = self._inflight.get(self._window, 0) + weight
+                    entry = self._inflight.setdefault(self._window, [0, 0.0])
+                    entry[0] += weight
+                    entry[1] = time.monotonic()
                     self.waited_s += waited
                     return waited
+                elif self._pending_locked():
+                    # Full, with answers still out: they may land in the next window, so let them come
+                    # back first (real time, bounded) instead of starting the next window with them.
+                    self._released.wait(timeout=0.5)
+                    continue
                 else:
                     target = (self._window + 1) * self.window_ms + self.guard_ms
             delay = (target - now) / 1000
@@ -154,13 +166,19 @@ class WeightBudget:
             waited += delay
             self.clock.advance_to(target)
 
+    def _pending_locked(self) -> bool:
+        oldest = time.monotonic() - self.inflight_expiry_s
+        return any(v[0] > 0 and v[1] >= oldest for v in self._inflight.values())
+
     def release(self, weight: int, acquired_at_ms: int | None = None) -> None:
         """The request of `weight` acquired at `acquired_at_ms` got its answer (or failed)."""
         with self._lock:
             self._roll(self.clock.now_ms())  # a window that rolled while it was in flight counts it
             window = self._window if acquired_at_ms is None else acquired_at_ms // self.window_ms
-            if window in self._inflight:
-                self._inflight[window] = max(0, self._inflight[window] - weight)
+            entry = self._inflight.get(window)
+            if entry is not None:
+                entry[0] = max(0, entry[0] - weight)
+            self._released.notify_all()
 
     def observe(self, used_weight: int | str | None, sent_at_ms: int | None = None) -> None:
         """Adopt the server's `X-MBX-USED-WEIGHT-1M` (it counts every process on this IP).
