@@ -54,8 +54,9 @@ class BatchWriter:
         self._room = asyncio.Event()
         self._room.set()
         self._full = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._added = 0     # rows ever queued
+        self._handled = 0   # rows ever committed, rejected or spooled
+        self._progress = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._db_lock = threading.Lock()
         self._closing = False
@@ -91,7 +92,7 @@ class BatchWriter:
             bucket = self._pending[kind] = []
         bucket.append(row)
         self._pending_rows += 1
-        self._idle.clear()
+        self._added += 1
         self._has_rows.set()
         if self._pending_rows >= self.batch_size:
             self._full.set()
@@ -135,8 +136,8 @@ class BatchWriter:
         batch = self._take()
         if batch:
             await asyncio.to_thread(self._write_sync, batch)
-        if not self._pending_rows:
-            self._idle.set()
+            self._handled += sum(len(rows) for rows in batch.values())
+        self._progress.set()
 
     def _write_sync(self, batch: Batch) -> None:
         """Worker thread: replay the spool if the database is back, then write (or spool) this batch."""
@@ -190,14 +191,15 @@ class BatchWriter:
     # ------------------------------------------------------------------ control
 
     async def flush(self) -> None:
-        """Wait until every row queued so far is committed (or spooled)."""
+        """Wait until every row queued so far is committed (or spooled); later rows do not delay it."""
         if self._task is None:
-            batch = self._take()
-            if batch:
-                await asyncio.to_thread(self._write_sync, batch)
+            await self._write_pending()
             return
-        self._full.set()
-        await self._idle.wait()
+        target = self._added
+        while self._handled < target:
+            self._progress.clear()
+            self._full.set()
+            await self._progress.wait()
 
     async def retry_now(self) -> bool:
         """Check the database now and replay the spool if it is back; True when it is up."""
