@@ -5,11 +5,13 @@ The parts that need a server run against the simulator (`sim` fixture) further d
 
 from __future__ import annotations
 
+import hashlib
 import io
 import zipfile
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from marketdata_assets.binance.archive import (
@@ -19,9 +21,15 @@ from marketdata_assets.binance.archive import (
     parse_listing,
     unzip_single_csv,
 )
-from marketdata_assets.binance.errors import ArchiveError, ChecksumMismatchError, CorruptArchiveError
+from marketdata_assets.binance.errors import (
+    ArchiveError,
+    BinanceServerError,
+    BinanceUnavailableError,
+    ChecksumMismatchError,
+    CorruptArchiveError,
+)
 from marketdata_assets.binance.intervals import InvalidInputError
-from marketdata_assets.binance.klines import raw_klines_from_csv
+from marketdata_assets.binance.klines import raw_klines_from_csv, raw_klines_from_rest
 from marketdata_assets.settings import Settings
 
 SAMPLES = Path("/work/shared/binance/samples/archive")
@@ -202,3 +210,129 @@ def test_from_settings_uses_the_configured_urls():
     default = ArchiveClient()
     assert default.listing_url == "https://s3-ap-northeast-1.amazonaws.com/data.binance.vision"
     default.close()
+
+
+# ================================================================ against the simulator
+
+def sim_archive(server, **kwargs) -> tuple[ArchiveClient, list[float]]:
+    sleeps: list[float] = []
+    client = ArchiveClient(server.url, server.url + "/data.binance.vision", sleep=sleeps.append, **kwargs)
+    return client, sleeps
+
+
+def rest_truth(server, symbol: str, interval: str, day: date, kind: str = "trade") -> bytes:
+    start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
+    market = server.market
+    bars = market.klines(symbol, interval, start, start + 86_400_000 - 1, limit=100_000, kind=kind)
+    return raw_klines_from_rest(market.kline_rest_rows(market.spec(symbol), interval, bars, kind),
+                                symbol, interval).csv
+
+
+@pytest.mark.parametrize(
+    ("day", "interval", "rows"),
+    [
+        (date(2024, 2, 10), "1m", 1440 - 25),  # the outage day: the archive has the same hole as REST
+        (date(2024, 3, 1), "5m", 288),  # a file with a header row
+        (date(2022, 6, 15), "1m", 1440),  # an older file without a header row (SPEC C.3)
+    ],
+)
+def test_daily_klines_match_rest_and_checksum(sim_session, day, interval, rows):
+    client, _ = sim_archive(sim_session)
+    with client:
+        got = client.daily_klines("BTCUSDT", interval, day)
+        path = client.archive_path("klines", "BTCUSDT", day, interval=interval)
+        published = client.fetch_checksum(path)
+        has_header = client.fetch(path).csv_bytes.startswith(b"open_time,")
+        with httpx.Client() as http:
+            zipped = http.get(f"{sim_session.url}/{path}").content
+    assert got is not None
+    raw, digest = got
+    assert len(raw) == rows and raw.source == "archive"
+    assert raw.csv == rest_truth(sim_session, "BTCUSDT", interval, day)
+    assert digest == published == hashlib.sha256(zipped).hexdigest()
+    assert has_header == (day >= date(2022, 9, 1))
+
+
+def test_mark_price_klines_and_monthly_funding_file(sim_session):
+    client, _ = sim_archive(sim_session)
+    with client:
+        mark = client.daily_klines("ETHUSDT", "1h", "2024-03-01", kind="markPriceKlines")
+        funding = client.fetch(archive_path("fundingRate", "BTCUSDT", "2024-02", period="monthly"))
+    assert mark is not None and mark[0].csv == rest_truth(sim_session, "ETHUSDT", "1h", date(2024, 3, 1), "mark")
+    assert funding is not None
+    lines = funding.csv_bytes.decode().splitlines()
+    assert lines[0] == (SAMPLES / "um_fundingRate_monthly_HEADER_ONLY.csv").read_text().strip()
+    assert len(lines) == 1 + 29 * 3  # February 2024, every 8 h
+
+
+def test_unpublished_and_missing_files_are_none(sim):
+    client, _ = sim_archive(sim)
+    today = client.archive_path("klines", "BTCUSDT", "2024-04-02", interval="1m")  # sim now: 04-02 12:00
+    missing = client.archive_path("klines", "BTCUSDT", "2024-03-05", interval="1m")
+    sim.set_faults(missing=[missing])
+    with client:
+        assert client.fetch_checksum(today) is None
+        assert client.fetch(today) is None
+        assert client.daily_klines("BTCUSDT", "1m", "2024-04-02") is None
+        assert client.fetch(missing) is None
+        assert client.fetch_checksum(client.archive_path("klines", "BTCUSDT", "2024-04-01", interval="1m"))
+        assert client.fetch(archive_path("klines", "BTCUSDT", "2018-01-01", "1m")) is None  # before listing
+
+
+def test_checksum_mismatch_never_returns_data(sim):
+    client, _ = sim_archive(sim)
+    path = client.archive_path("klines", "BTCUSDT", "2024-03-02", interval="1m")
+    sim.set_faults(corrupt=[path])
+    with client, pytest.raises(ChecksumMismatchError) as info:
+        client.daily_klines("BTCUSDT", "1m", "2024-03-02")
+    error = info.value
+    assert error.path == path and "BTCUSDT-1m-2024-03-02.zip" in str(error)
+    assert error.expected != error.actual and error.expected in str(error) and error.actual in str(error)
+
+
+def test_truncated_zip_is_corrupt(sim):
+    client, _ = sim_archive(sim)
+    path = client.archive_path("klines", "BTCUSDT", "2024-03-03", interval="1m")
+    sim.set_faults(truncated=[path])  # the .CHECKSUM matches the cut bytes: only unzipping can tell
+    with client, pytest.raises(CorruptArchiveError, match="BTCUSDT-1m-2024-03-03.zip: unreadable zip"):
+        client.fetch(path)
+
+
+def test_archive_5xx_burst_is_retried_and_persistent_5xx_raises(sim):
+    client, sleeps = sim_archive(sim, max_retries=3)
+    sim.set_faults(error_burst={"count": 2, "status": 503, "prefix": "/data/"})
+    with client:
+        assert client.daily_klines("SOLUSDT", "1h", "2024-03-01") is not None
+        assert len(sleeps) == 2 and all(0 <= s <= 10 for s in sleeps)
+        sim.set_faults(error_burst={"count": 10, "status": 500, "prefix": "/data/"})
+        with pytest.raises(BinanceServerError, match="after 4 attempts"):
+            client.fetch_checksum(client.archive_path("klines", "SOLUSDT", "2024-03-02", interval="1h"))
+
+
+def test_archive_timeouts_raise_unavailable(sim):
+    client, sleeps = sim_archive(sim, timeout=0.1, max_retries=1)
+    sim.set_faults(delay={"ms": 400, "prefix": "/data/"})
+    with client, pytest.raises(BinanceUnavailableError, match="no answer after 2 attempts"):
+        client.fetch_checksum(client.archive_path("klines", "SOLUSDT", "2024-03-02", interval="1h"))
+    assert len(sleeps) == 1
+
+
+def test_listing_follows_markers_over_many_pages(sim_session):
+    client, _ = sim_archive(sim_session)
+    prefix = "data/futures/um/daily/klines/BTCUSDT/1m/"
+    before = sim_session.stats()["archive_requests"]
+    with client:
+        keys = client.list_keys(prefix)
+        prefixes = client.list_prefixes("data/futures/um/daily/klines/")
+        intervals = client.list_prefixes("data/futures/um/daily/klines/BTCUSDT/")
+    pages = sim_session.stats()["archive_requests"] - before
+    names = [k.key for k in keys]
+    days = (date(2024, 4, 1) - date(2019, 9, 25)).days + 1  # listing day .. yesterday (published 08:30)
+    assert len(names) == 2 * days and len(set(names)) == len(names) and names == sorted(names)
+    assert names[0] == prefix + "BTCUSDT-1m-2019-09-25.zip"
+    assert names[-1] == prefix + "BTCUSDT-1m-2024-04-01.zip.CHECKSUM"
+    assert pages >= 4 + 2  # 3302 keys at 1000 per page, plus the two prefix listings
+    assert all(k.size > 0 and k.last_modified is not None for k in keys)
+    assert next(k for k in keys if k.key.endswith(".CHECKSUM")).size == 91
+    assert prefix[:-len("BTCUSDT/1m/")] + "BTCUSDT/" in prefixes and len(prefixes) == 6
+    assert prefix[:-len("1m/")] + "1m/" in intervals
