@@ -226,9 +226,11 @@ class SimMarket:
             stop = last if end_ms is None else min(end_ms, last)
             chunks: list[Bars] = []
             got = 0
+            # the bar opening at or before `stop` is built from all its minutes, not cut at `stop`
+            stop_end = int(shift_buckets(bucket_start(np.array([stop]), interval)[0], interval, 1))
             while cur <= stop and got < limit:
                 nxt = int(shift_buckets(cur, interval, limit - got + 1))
-                part = self.bars(spec, interval, cur, min(nxt, stop + 1), kind, now)
+                part = self.bars(spec, interval, cur, min(nxt, stop_end), kind, now)
                 chunks.append(part)
                 got += len(part["open_time"])
                 cur = nxt

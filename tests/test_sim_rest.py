@@ -124,6 +124,16 @@ def test_range_semantics(client: httpx.Client) -> None:
     assert gap == []  # a range wholly inside an outage: 200 and []
 
 
+@pytest.mark.parametrize("interval", ["5m", "1h", "4h"])
+def test_an_end_time_inside_a_bar_still_returns_the_whole_bar(client: httpx.Client, interval: str) -> None:
+    # the range selects bars by open time; the bar itself is aggregated from all of its minutes
+    start = utc_ms("2024-03-01 00:00")
+    params = {"symbol": "BTCUSDT", "interval": interval, "startTime": start}
+    bounded = client.get("/fapi/v1/klines", params={**params, "endTime": start}).json()
+    unbounded = client.get("/fapi/v1/klines", params={**params, "limit": 1}).json()
+    assert bounded == unbounded and len(bounded) == 1
+
+
 @pytest.mark.parametrize(("params", "code"), [
     ({"symbol": "XXXUSDT", "interval": "1m"}, -1121),
     ({"symbol": "GONEUSDT", "interval": "1m"}, -1121),
