@@ -203,3 +203,15 @@ def test_store_works_on_sqlite_too(tmp_path):
     frame = MarketDataRepository(engine).get_klines("SUSHIUSDT", "1m", T0 - 3_600_000, T0 + 3_600_000)
     assert len(frame) == 1 and frame["close"].iloc[0] == 7.617
     engine.dispose()
+
+
+def test_copy_text_falls_back_when_a_value_needs_escaping(engine):
+    from streaming.store import copy_text
+
+    assert copy_text([trade(1)], 10) is not None
+    odd = ("SUSHI\tUSDT", 7, "1", "1", 1, 1, T0, True, None, "stream")
+    assert copy_text([odd], 10) is None
+    assert StreamStore(engine).write({"agg_trades": [odd, trade(8)]}) == {"agg_trades": 2}
+    with engine.connect() as conn:
+        symbols = set(conn.execute(sa.select(agg_trades.c.symbol)).scalars())
+    assert symbols == {"SUSHI\tUSDT", "SUSHIUSDT"}
