@@ -37,6 +37,9 @@ def build_definitions(
         ],
         schedules=[build_daily_schedule(config.intervals)],
         resources={"marketdata": marketdata or MarketDataResource()},
+        # Steps of a run execute in the run's process: a step subprocess costs several seconds of imports
+        # on a small machine, far more than a day's load; parallelism comes from runs (pool-bounded).
+        executor=dg.in_process_executor,
     )
 
 

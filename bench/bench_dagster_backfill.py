@@ -1,0 +1,183 @@
+"""Wall time of a real Dagster backfill of kline assets against the local Binance, daemon included.
+
+Starts the simulator, `dagster dev` (webserver + daemon) on a fresh DAGSTER_HOME with the repository's
+dagster.yaml (or deploy/dagster.postgres.yaml with --instance postgres), launches `marketdata backfill`
+through the GraphQL API, waits for it, then verifies from the Dagster instance that every partition was
+materialized and every gaps check passed. Prints the figures; exits 1 when anything is missing.
+
+    .venv/bin/python bench/bench_dagster_backfill.py                       # one symbol-year of klines_1m
+    .venv/bin/python bench/bench_dagster_backfill.py --symbols BTCUSDT ETHUSDT --intervals 1m 1h \\
+        --start 2024-01-01 --end 2024-01-31 --instance postgres --database-url postgresql://...
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PG_ADMIN = os.environ.get("MARKETDATA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pg_database(prefix: str) -> tuple[str, str, callable]:
+    """A fresh PostgreSQL database; returns (name, psycopg2-style host parts, drop function)."""
+    import sqlalchemy as sa
+
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))  # name is generated above, not user input
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return name, PG_ADMIN.rsplit("/", 1)[0], drop
+
+
+def wait_http(url: str, timeout_s: float, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"dagster dev exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} not up after {timeout_s} s")
+
+
+def verify(dagster_home: str, intervals: list[str], partitions: list[str]) -> tuple[list[str], float | None]:
+    """Problems found in the instance (unmaterialized partitions, gaps checks not passed), and the
+    epoch time at which the last run ended (the data was ready then; the backfill daemon notices later)."""
+    os.environ["DAGSTER_HOME"] = dagster_home
+    import dagster as dg
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+    problems = []
+    with dg.DagsterInstance.get() as instance:
+        ends = [r.end_time for r in instance.get_run_records() if r.end_time and r.dagster_run.tags.get(
+            "dagster/backfill")]
+        last_end = max(ends) if ends else None
+        for interval in intervals:
+            key = dg.AssetKey(f"klines_{interval}")
+            done = instance.get_materialized_partitions(key)
+            missing = sorted(set(partitions) - set(done))
+            if missing:
+                problems.append(f"klines_{interval}: {len(missing)} partition(s) not materialized, e.g. {missing[:3]}")
+            infos = instance.event_log_storage.get_asset_check_partition_info([dg.AssetCheckKey(key, "gaps")])
+            passed = {i.partition_key for i in infos
+                      if i.latest_execution_status == AssetCheckExecutionRecordStatus.SUCCEEDED}
+            not_passed = sorted(set(partitions) - passed)
+            if not_passed:
+                problems.append(f"klines_{interval}: gaps check not passed for {len(not_passed)}, "
+                                f"e.g. {not_passed[:3]}")
+    return problems, last_end
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--symbols", nargs="+", default=["BTCUSDT"])
+    parser.add_argument("--intervals", nargs="+", default=["1m"])
+    parser.add_argument("--start", default="2023-01-01")
+    parser.add_argument("--end", default="2023-12-31")
+    parser.add_argument("--instance", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--database-url", help="market-data store (default: a fresh SQLite file)")
+    parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--keep", action="store_true", help="keep DAGSTER_HOME and logs")
+    args = parser.parse_args(argv)
+
+    from marketdata_sim import SimServer
+
+    home = tempfile.mkdtemp(prefix="md_dagster_home_")
+    cleanups = []
+    sim = SimServer(now="2024-04-02T12:00:00Z").start()
+    cleanups.append(sim.stop)
+    env = {**os.environ, **sim.env(), "DAGSTER_HOME": home,
+           "MARKETDATA_SYMBOLS": ",".join(args.symbols), "MARKETDATA_INTERVALS": ",".join(args.intervals),
+           "MARKETDATA_START_DATE": args.start}
+    if args.instance == "postgres":
+        name, _, drop = pg_database("dagster")
+        cleanups.append(drop)
+        shutil.copy(ROOT / "deploy" / "dagster.postgres.yaml", Path(home) / "dagster.yaml")
+        env.update(DAGSTER_PG_HOST="127.0.0.1", DAGSTER_PG_USER="postgres", DAGSTER_PG_PASSWORD="",
+                   DAGSTER_PG_DB=name)
+    else:
+        shutil.copy(ROOT / "dagster.yaml", Path(home) / "dagster.yaml")
+    if args.database_url:
+        env["DATABASE_URL"] = args.database_url
+    else:
+        env["DATABASE_URL"] = f"sqlite:///{home}/marketdata.db"
+    port = free_port()
+    log = open(Path(home) / "dagster_dev.log", "w")  # noqa: SIM115 - closed in finally
+    proc = subprocess.Popen([str(BIN / "dagster"), "dev", "-w", str(ROOT / "workspace.yaml"), "-p", str(port),
+                             "-h", "127.0.0.1"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    status = 1
+    try:
+        t0 = time.perf_counter()
+        wait_http(url + "/server_info", 120, proc)
+        t_up = time.perf_counter()
+        launched_at = time.time()
+        backfill = subprocess.run(
+            [str(BIN / "marketdata"), "backfill", "--symbols", *args.symbols, "--intervals", *args.intervals,
+             "--start", args.start, "--end", args.end, "--dagster-url", url, "--wait",
+             "--timeout", str(args.timeout)],
+            env=env, capture_output=True, text=True,
+        )
+        t_done = time.perf_counter()
+        print(backfill.stdout.strip())
+        if backfill.returncode != 0:
+            print(backfill.stderr.strip()[-3000:], file=sys.stderr)
+        from marketdata_assets.binance.intervals import days_between, parse_day
+
+        days = days_between(parse_day(args.start), parse_day(args.end))
+        partitions = [f"{d.isoformat()}|{s}" for s in args.symbols for d in days]
+        problems, last_end = verify(home, args.intervals, partitions)
+        for problem in problems:
+            print("PROBLEM:", problem)
+        ready = f"{last_end - launched_at:.1f} s" if last_end else "n/a"
+        print(f"dagster dev up in {t_up - t0:.1f} s; backfill of {len(partitions)} partition(s) x "
+              f"{len(args.intervals)} asset(s) ({', '.join(args.symbols)}; {', '.join(args.intervals)}; "
+              f"{args.start}..{args.end}; {args.instance} instance): data ready (last run ended) after {ready}, "
+              f"backfill COMPLETED after {t_done - t_up:.1f} s end to end")
+        status = 0 if backfill.returncode == 0 and not problems else 1
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+        log.close()
+        for cleanup in reversed(cleanups):
+            cleanup()
+        if args.keep or status:
+            print(f"DAGSTER_HOME kept at {home} (dagster_dev.log)")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
