@@ -386,6 +386,19 @@ def test_429_retry_after_is_honoured():
         assert stats["requests"]["/fapi/v1/ping"] == 13
 
 
+def test_funding_rate_requests_stay_under_their_own_limit():
+    with SimServer(now="2024-04-02T12:00:00Z", funding_limit=5, rate_clock="market") as server:
+        clock = SimTime(server)
+        budget = WeightBudget(clock=clock.time, sleep=clock.sleep, funding_limit=5)
+        with BinanceRestClient(server.url, budget=budget, sleep=clock.sleep) as client:
+            for day in range(1, 11):
+                rows = client.funding_rate("BTCUSDT", utc_ms(2024, 3, day), utc_ms(2024, 3, day + 1))
+                assert len(rows) == 3
+        stats = server.stats()
+        assert stats["count_429"] == 0 and stats["requests"]["/fapi/v1/fundingRate"] == 10
+        assert clock.sleeps  # 4 requests per 5 minutes (5 less the headroom)
+
+
 def _ban_ip(server) -> None:
     with httpx.Client(base_url=server.url) as other:
         statuses = [other.get("/fapi/v1/ping").status_code for _ in range(14)]
