@@ -80,7 +80,7 @@ class EventBus:
         for handler in list(self._handlers.get(topic, ())):
             try:
                 result = handler(event)
-                if inspect.isawaitable(result):
+                if result is not None and inspect.isawaitable(result):  # sync handlers: no check
                     task = asyncio.ensure_future(result)
                     self._tasks.add(task)
                     task.add_done_callback(self._done)
