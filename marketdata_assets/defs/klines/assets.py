@@ -19,6 +19,7 @@ from marketdata_assets.defs.klines.partitions import days_by_symbol, partition_k
 from marketdata_assets.defs.resources import MarketDataResource
 from marketdata_assets.ingest.klines import FAILED, DayResult
 
+OBSERVE_EVERY_DAY_UP_TO = 62
 DESCRIPTION = (
     "Binance USD-M Futures {interval} klines, one partition per UTC day and symbol. Settled days come from "
     "the data.binance.vision archive (sha256 verified), the rest and every archive hole from REST; what REST "
@@ -90,8 +91,13 @@ def load_partitions(
 
     if len(results) > 1:
         # Range run: Dagster puts the same materialization metadata on every partition, so each day's own
-        # figures go on an observation of its partition.
+        # figures go on an observation of its partition. Each event costs a write to the event log, so in
+        # long ranges only days worth a look get one (the ledger and the checks cover every day).
         for result in results:
+            if len(results) > OBSERVE_EVERY_DAY_UP_TO and result.status in ("complete", "unchanged") and not [
+                g for g in result.gaps if g.cls != "out_of_range"
+            ]:
+                continue
             context.log_event(
                 dg.AssetObservation(
                     asset_key=kline_asset_key(interval),
