@@ -40,6 +40,7 @@ def test_migrated_schema_matches_the_tables_module(db_engine):
 
 def test_migrations_and_table_definitions_agree(db_engine):
     """Alembic autogenerate finds nothing to do: tables*.py and the revisions describe the same schema."""
+    import marketdata_assets.storage.tables_funding  # noqa: F401
     import marketdata_assets.storage.tables_stream  # noqa: F401  (registers the stream tables)
 
     with db_engine.connect() as conn:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import marketdata_assets.storage.tables_funding  # noqa: F401  (and the funding table)
 import marketdata_assets.storage.tables_stream  # noqa: F401  (puts the stream tables on `metadata`)
 from marketdata_assets.storage.engine import make_engine
 from marketdata_assets.storage.tables import metadata
