@@ -12,8 +12,7 @@ import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from marketdata_assets.binance.intervals import InvalidInputError
 
@@ -35,6 +34,10 @@ TIME_DTYPE = "datetime64[ms, UTC]"
 _CSV_DTYPES = {name: "float64" for name in DECIMAL_COLUMNS} | {
     "open_time": "int64", "close_time": "int64", "count": "int64", "ignore": "str",
 }
+
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class KlineFormatError(ValueError):
@@ -60,6 +63,7 @@ class RawKlines:
     @cached_property
     def frame(self) -> pd.DataFrame:
         """The canonical frame (floats for prices, tz-aware UTC times) of these rows."""
+        import pandas as pd  # imported on use: the streaming sidecar never needs it
         if not self.csv:
             return empty_frame()
         table = pd.read_csv(
@@ -110,6 +114,8 @@ class RawKlines:
 
 
 def empty_frame() -> pd.DataFrame:
+    import pandas as pd
+
     frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in FRAME_COLUMNS})
     frame["symbol"] = frame["symbol"].astype("str")
     frame["interval"] = frame["interval"].astype("str")

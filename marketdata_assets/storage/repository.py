@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -24,7 +24,10 @@ from marketdata_assets.binance.intervals import (
     validate_symbol,
 )
 from marketdata_assets.binance.klines import RawKlines
-from marketdata_assets.storage import kline_read, ledger, upsert_pg, upsert_sqlite
+from marketdata_assets.storage import ledger, upsert_pg, upsert_sqlite
+
+if TYPE_CHECKING:
+    import pandas as pd
 from marketdata_assets.storage.ledger import LedgerRow
 from marketdata_assets.storage.tables import kline_data
 from marketdata_assets.storage.upsert_pg import timestamptz_to_ms
@@ -113,6 +116,8 @@ class MarketDataRepository:
         _check_interval(interval)
         start = to_datetime(start_time, "start_time")
         end = to_datetime(end_time, "end_time")
+        from marketdata_assets.storage import kline_read  # pandas only for readers: the sidecar stays light
+
         read = kline_read.read_postgres if self.postgres else kline_read.read_sqlite
         with self.engine.connect() as conn:
             return read(conn, symbol, interval, start, end, exact)
