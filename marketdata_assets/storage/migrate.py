@@ -5,8 +5,11 @@ The migration scripts ship inside the package, so this works from a wheel withou
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -16,6 +19,22 @@ from sqlalchemy.engine import URL, Engine
 from marketdata_assets.storage.engine import make_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def load_all_tables() -> sa.MetaData:
+    """Import every `storage.tables*` module so that the shared `metadata` holds all tables.
+
+    Table modules register on `tables.metadata` when imported; autogenerate and the drift test need all
+    of them, including modules added later (no list to keep up to date).
+    """
+    import marketdata_assets.storage as storage
+
+    for module in pkgutil.iter_modules(storage.__path__):
+        if module.name.startswith("tables"):
+            importlib.import_module(f"marketdata_assets.storage.{module.name}")
+    from marketdata_assets.storage.tables import metadata
+
+    return metadata
 
 
 def alembic_config() -> Config:

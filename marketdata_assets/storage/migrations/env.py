@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from alembic import context
 
-import marketdata_assets.storage.tables_funding  # noqa: F401  (and the funding table)
-import marketdata_assets.storage.tables_stream  # noqa: F401  (puts the stream tables on `metadata`)
 from marketdata_assets.storage.engine import make_engine
-from marketdata_assets.storage.tables import metadata
+from marketdata_assets.storage.migrate import load_all_tables
+
+metadata = load_all_tables()  # every storage/tables*.py module, for autogenerate
 
 config = context.config
 
