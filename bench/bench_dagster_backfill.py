@@ -67,10 +67,10 @@ def wait_http(url: str, timeout_s: float, proc: subprocess.Popen) -> None:
     raise RuntimeError(f"{url} not up after {timeout_s} s")
 
 
-def verify(dagster_home: str, intervals: list[str], partitions: list[str]) -> tuple[list[str], float | None]:
+def verify(env: dict[str, str], intervals: list[str], partitions: list[str]) -> tuple[list[str], float | None]:
     """Problems found in the instance (unmaterialized partitions, gaps checks not passed), and the
     epoch time at which the last run ended (the data was ready then; the backfill daemon notices later)."""
-    os.environ["DAGSTER_HOME"] = dagster_home
+    os.environ.update(env)  # DAGSTER_HOME and the instance's DAGSTER_PG_* variables
     import dagster as dg
     from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
         days = days_between(parse_day(args.start), parse_day(args.end))
         partitions = [f"{d.isoformat()}|{s}" for s in args.symbols for d in days]
-        problems, last_end = verify(home, args.intervals, partitions)
+        problems, last_end = verify(env, args.intervals, partitions)
         for problem in problems:
             print("PROBLEM:", problem)
         ready = f"{last_end - launched_at:.1f} s" if last_end else "n/a"
