@@ -16,6 +16,7 @@ from marketdata_assets.defs.klines.checks import build_kline_checks
 from marketdata_assets.defs.klines.partitions import kline_partitions
 from marketdata_assets.defs.klines.schedules import build_daily_schedule
 from marketdata_assets.defs.klines.sensors import build_archive_settlement_sensor, build_gap_repair_sensor
+from marketdata_assets.defs.price_klines import build_price_klines
 from marketdata_assets.defs.resources import MarketDataResource
 
 
@@ -27,9 +28,10 @@ def build_definitions(
     partitions = kline_partitions(config.start_date)
     klines = [build_kline_asset(i, partitions, config.days_per_run) for i in config.intervals]
     checks = [build_kline_checks(i, partitions) for i in config.intervals]
+    price_klines, price_checks = build_price_klines(config.intervals, partitions, config.days_per_run)
     return dg.Definitions(
-        assets=[build_exchange_info_asset(config.symbols), *klines],
-        asset_checks=checks,
+        assets=[build_exchange_info_asset(config.symbols), *klines, *price_klines],
+        asset_checks=[*checks, *price_checks],
         sensors=[
             build_symbol_discovery_sensor(config.symbols),
             build_gap_repair_sensor(config.intervals, config.repair_max_attempts, config.repair_backoff_seconds),

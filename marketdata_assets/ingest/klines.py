@@ -8,6 +8,10 @@
 4. what REST does not have either is an exchange gap (DESIGN.md section 5), recorded, not retried.
 Days are validated with pandera and stored in multi-day transactions together with their ledger rows,
 so a day is never marked complete without its rows, and a failed day never half-stored.
+
+`kind` selects mark price, index price or premium index klines instead of trade klines: the same path,
+their own table (storage/tables_price_klines.py) and ledger dataset (`KIND_DATASETS`); index klines are
+asked by `pair`, which for USD-M perpetuals is the symbol; premium index prices may be <= 0.
 """
 
 from __future__ import annotations
@@ -42,6 +46,13 @@ from marketdata_assets.validation.schemas import KlineValidationError, validate_
 log = logging.getLogger(__name__)
 
 DATASET = "klines"
+# kline kind (REST path / archive data type) -> ledger dataset
+KIND_DATASETS = {
+    "klines": DATASET,
+    "markPriceKlines": "mark_price_klines",
+    "indexPriceKlines": "index_price_klines",
+    "premiumIndexKlines": "premium_index_klines",
+}
 # "incomplete": the day is not over yet (its bars so far are stored; the rest is out of range until it closes)
 COMPLETE, PARTIAL, OUT_OF_RANGE_STATUS, FAILED, UNCHANGED = (
     "complete", "incomplete", "out_of_range", "failed", "unchanged",
@@ -65,6 +76,7 @@ class DayResult:
     first_open_time: datetime | None = None
     last_open_time: datetime | None = None
     error: str | None = None
+    dataset: str = DATASET
 
     @property
     def label(self) -> str:
@@ -76,7 +88,7 @@ class DayResult:
 
     def ledger_row(self) -> LedgerRow:
         return LedgerRow(
-            dataset=DATASET,
+            dataset=self.dataset,
             symbol=self.symbol,
             interval=self.interval,
             day=self.day,
@@ -113,7 +125,12 @@ class KlineLoader:
         now_ms: Callable[[], int] | None = None,
         batch_days: int = 31,
         fetch_workers: int = 4,
+        kind: str = "klines",
     ) -> None:
+        if kind not in KIND_DATASETS:
+            raise InvalidInputError(f"unknown kline kind {kind!r}: expected one of {', '.join(KIND_DATASETS)}")
+        self.kind = kind
+        self.dataset = KIND_DATASETS[kind]
         self.repo = repo
         self.rest = rest
         self.archive = archive
@@ -124,6 +141,16 @@ class KlineLoader:
         self.fetch_workers = fetch_workers
         # rows inserted / updated / left unchanged by this loader's writes (the store counts per batch)
         self.written: Counter[str] = Counter()
+
+    @property
+    def signed_prices(self) -> bool:
+        """The premium index is a difference of prices: it can be zero or negative."""
+        return self.kind == "premiumIndexKlines"
+
+    @property
+    def _kind_arg(self) -> dict[str, str]:
+        """`kind=` for the clients, left out for trade klines (the clients' default)."""
+        return {} if self.kind == "klines" else {"kind": self.kind}
 
     # -- symbols -------------------------------------------------------------------------------------
     def symbols(self) -> dict[str, SymbolInfo]:
@@ -203,12 +230,14 @@ class KlineLoader:
             except BinanceError as exc:
                 if isinstance(exc, InvalidSymbolError):
                     raise
-                plan.result = DayResult(symbol, interval, plan.day, FAILED, error=f"{type(exc).__name__}: {exc}")
+                plan.result = DayResult(symbol, interval, plan.day, FAILED, error=f"{type(exc).__name__}: {exc}",
+                                        dataset=self.dataset)
 
         for plan in plans:
             if plan.hi <= plan.lo:
                 plan.result = DayResult(symbol, interval, plan.day, OUT_OF_RANGE_STATUS,
-                                        gaps=self._out_of_range_gaps(info, interval, plan, now))
+                                        gaps=self._out_of_range_gaps(info, interval, plan, now),
+                                        dataset=self.dataset)
         in_range = [plan for plan in plans if plan.result is None]
         try:
             # downloads are I/O: overlap them (the clients are thread-safe and share one weight budget)
@@ -223,14 +252,14 @@ class KlineLoader:
         """Ledger rows of days that hold an archive checksum and whose rows the store still has."""
         wanted = set(days)
         ledger = {
-            row.day: row for row in self.repo.get_ledger(DATASET, symbol, interval, days[0], days[-1])
+            row.day: row for row in self.repo.get_ledger(self.dataset, symbol, interval, days[0], days[-1])
             if row.archive_checksum and row.status == COMPLETE and row.day in wanted
         }
         if not ledger:
             return {}
         lo = day_start_ms(min(ledger))
         hi = day_start_ms(max(ledger)) + DAY_MS
-        stored = self.repo.kline_open_times(symbol, interval, lo, hi)
+        stored = self.repo.kline_open_times(symbol, interval, lo, hi, kind=self.kind)
         counts = np.bincount((stored - lo) // DAY_MS, minlength=(hi - lo) // DAY_MS)
         return {
             day: row for day, row in ledger.items() if counts[(day_start_ms(day) - lo) // DAY_MS] == row.actual_rows
@@ -244,16 +273,17 @@ class KlineLoader:
         if plan.closed and self.archive is not None:
             try:
                 if known is not None and self.archive.fetch_checksum(
-                    self.archive.archive_path("klines", symbol, plan.day, interval=interval)
+                    self.archive.archive_path(self.kind, symbol, plan.day, interval=interval)
                 ) == known.archive_checksum:
                     plan.result = DayResult(
                         symbol, interval, plan.day, UNCHANGED, expected_rows=known.expected_rows,
                         stored_rows=known.actual_rows, sources=dict(known.sources or {}),
                         archive_checksum=known.archive_checksum,
                         gaps=[Gap(g["interval"], g["start_ms"], g["end_ms"], g["cls"]) for g in known.missing or []],
+                        dataset=self.dataset,
                     )
                     return
-                got = self.archive.daily_klines(symbol, interval, plan.day)
+                got = self.archive.daily_klines(symbol, interval, plan.day, **self._kind_arg)
                 if got is None:
                     notes.append("archive file not published yet: loaded from REST")
                 else:
@@ -267,7 +297,7 @@ class KlineLoader:
         else:
             holes = [Gap(interval, plan.lo, plan.hi)]
         for hole in holes:
-            fetched = self.rest.klines(symbol, interval, hole.start_ms, hole.end_ms)
+            fetched = self.rest.klines(symbol, interval, hole.start_ms, hole.end_ms, **self._kind_arg)
             fetched = fetched.select(hole.start_ms, hole.end_ms)
             if len(fetched):
                 plan.parts.append(fetched)
@@ -275,7 +305,8 @@ class KlineLoader:
             filled = sum(len(p) for p in plan.parts[1:])
             if filled:
                 notes.append(f"{filled} bar(s) missing from the archive file filled from REST")
-        plan.result = DayResult(symbol, interval, plan.day, COMPLETE, archive_checksum=checksum, notes=notes)
+        plan.result = DayResult(symbol, interval, plan.day, COMPLETE, archive_checksum=checksum, notes=notes,
+                                dataset=self.dataset)
 
     @staticmethod
     def _out_of_range_gaps(info: SymbolInfo, interval: str, plan: _DayPlan, now: int) -> list[Gap]:
@@ -290,7 +321,8 @@ class KlineLoader:
         # one CSV parse for the whole chunk: per-day parsing costs more than the validation itself
         frame = _joined(parts).frame
         try:
-            validate_klines(frame, interval, f"{parts[0].symbol} {interval}")
+            validate_klines(frame, interval, f"{parts[0].symbol} {self.kind} {interval}",
+                            signed_prices=self.signed_prices)
             return
         except KlineValidationError:
             pass
@@ -299,7 +331,8 @@ class KlineLoader:
                 continue
             day_frame = _joined(plan.parts).frame
             try:
-                validate_klines(day_frame, interval, f"{plan.parts[0].symbol} {interval} {plan.day}")
+                validate_klines(day_frame, interval, f"{plan.parts[0].symbol} {self.kind} {interval} {plan.day}",
+                                signed_prices=self.signed_prices)
             except KlineValidationError as exc:
                 assert plan.result is not None
                 plan.result.status = FAILED
@@ -339,7 +372,7 @@ class KlineLoader:
                 by_source.setdefault(part.source, []).append(part)
         batches = [concat(parts) for parts in by_source.values()]
         if batches or ledger:
-            outcome = self.repo.upsert_klines(batches, ledger_rows=ledger)
+            outcome = self.repo.upsert_klines(batches, ledger_rows=ledger, kind=self.kind)
             self.written["inserted"] += outcome.inserted
             self.written["updated"] += outcome.updated
             self.written["unchanged"] += outcome.unchanged

@@ -28,8 +28,8 @@ class Runtime:
     rest: BinanceRestClient
     archive: ArchiveClient
 
-    def kline_loader(self, now_ms: Callable[[], int] | None = None) -> KlineLoader:
-        return KlineLoader(self.repo, self.rest, self.archive, now_ms=now_ms)
+    def kline_loader(self, now_ms: Callable[[], int] | None = None, kind: str = "klines") -> KlineLoader:
+        return KlineLoader(self.repo, self.rest, self.archive, now_ms=now_ms, kind=kind)
 
 
 @contextmanager

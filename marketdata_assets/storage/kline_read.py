@@ -37,8 +37,8 @@ def _plain(column: sa.Column, postgres: bool) -> sa.ColumnElement:
     return column
 
 
-def _select(postgres: bool, symbol: str, interval: str, start, end) -> sa.Select:
-    k = kline_data.c
+def _select(postgres: bool, symbol: str, interval: str, start, end, table: sa.Table = kline_data) -> sa.Select:
+    k = table.c
     return (
         sa.select(*[_plain(k[name], postgres).label(name) for name in READ_COLUMNS])
         .where(k.symbol == symbol, k.interval == interval, k.open_time >= start, k.open_time < end)
@@ -65,8 +65,9 @@ def _frame(columns: dict[str, object], symbol: str, interval: str, n: int, exact
     return pd.DataFrame(data, columns=list(FRAME_COLUMNS))
 
 
-def read_postgres(conn: Connection, symbol: str, interval: str, start, end, exact: bool) -> pd.DataFrame:
-    compiled = _select(True, symbol, interval, start, end).compile(dialect=conn.dialect)
+def read_postgres(conn: Connection, symbol: str, interval: str, start, end, exact: bool,
+                  table: sa.Table = kline_data) -> pd.DataFrame:
+    compiled = _select(True, symbol, interval, start, end, table).compile(dialect=conn.dialect)
     statement = psycopg.sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(psycopg.sql.SQL(str(compiled)))
     driver: psycopg.Connection = conn.connection.driver_connection  # type: ignore[assignment]
     buffer = io.BytesIO()
@@ -82,8 +83,9 @@ def read_postgres(conn: Connection, symbol: str, interval: str, start, end, exac
     return _frame({n: table[n].to_numpy() for n in READ_COLUMNS}, symbol, interval, len(table), exact)
 
 
-def read_sqlite(conn: Connection, symbol: str, interval: str, start, end, exact: bool) -> pd.DataFrame:
-    rows = conn.execute(_select(False, symbol, interval, start, end)).all()
+def read_sqlite(conn: Connection, symbol: str, interval: str, start, end, exact: bool,
+                table: sa.Table = kline_data) -> pd.DataFrame:
+    rows = conn.execute(_select(False, symbol, interval, start, end, table)).all()
     if not rows:
         return empty_frame()
     columns = dict(zip(READ_COLUMNS, zip(*rows, strict=True), strict=True))

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import pandas as pd
 from marketdata_assets.storage.ledger import LedgerRow
 from marketdata_assets.storage.tables import kline_data
+from marketdata_assets.storage.tables_price_klines import kline_table
 from marketdata_assets.storage.upsert_pg import timestamptz_to_ms
 from marketdata_assets.validation.gaps import Gap, find_missing
 
@@ -86,28 +87,34 @@ class MarketDataRepository:
 
     # ---- klines: write ------------------------------------------------------------------------------
     def upsert_klines(self, batch: RawKlines | Sequence[RawKlines],
-                      ledger_rows: Sequence[LedgerRow] = ()) -> UpsertResult:
-        """Store klines by the upsert rule, and the ledger rows describing them, in ONE transaction."""
+                      ledger_rows: Sequence[LedgerRow] = (), *, kind: str = "klines") -> UpsertResult:
+        """Store klines by the upsert rule, and the ledger rows describing them, in ONE transaction.
+
+        `kind` picks the table: "klines" (kline_data) or a mark/index/premium kind (tables_price_klines).
+        """
         batches = [batch] if isinstance(batch, RawKlines) else list(batch)
+        table = kline_table(kind)
         with self.engine.begin() as conn:
-            result = self._upsert(conn, batches)
+            result = self._upsert(conn, batches, table)
             ledger.upsert_ledger(conn, ledger_rows)
         return result
 
-    def _upsert(self, conn: Connection, batches: list[RawKlines]) -> UpsertResult:
+    def _upsert(self, conn: Connection, batches: list[RawKlines], table: sa.Table = kline_data) -> UpsertResult:
         if not any(raw.csv for raw in batches):
             return UpsertResult()
         module = upsert_pg if self.postgres else upsert_sqlite
-        return UpsertResult(*module.upsert(conn, batches))
+        return UpsertResult(*module.upsert(conn, batches, table))
 
-    def delete_klines(self, symbol: str, interval: str, start: TimeLike, end: TimeLike) -> int:
+    def delete_klines(self, symbol: str, interval: str, start: TimeLike, end: TimeLike, *,
+                      kind: str = "klines") -> int:
         """Delete rows with open_time in [start, end) (tests and repairs); returns how many."""
+        table = kline_table(kind)
         with self.engine.begin() as conn:
-            return conn.execute(sa.delete(kline_data).where(*self._where(symbol, interval, start, end))).rowcount
+            return conn.execute(sa.delete(table).where(*self._where(symbol, interval, start, end, table))).rowcount
 
     # ---- klines: read -------------------------------------------------------------------------------
     def get_klines(self, symbol: str, interval: str, start_time: TimeLike, end_time: TimeLike, *,
-                   exact: bool = False) -> pd.DataFrame:
+                   exact: bool = False, kind: str = "klines") -> pd.DataFrame:
         """Canonical frame (klines.FRAME_COLUMNS) of open times in [start_time, end_time), sorted.
 
         Floats by default; `exact=True` gives Decimal objects exactly as stored.
@@ -119,26 +126,32 @@ class MarketDataRepository:
         from marketdata_assets.storage import kline_read  # pandas only for readers: the sidecar stays light
 
         read = kline_read.read_postgres if self.postgres else kline_read.read_sqlite
+        table = kline_table(kind)
         with self.engine.connect() as conn:
-            return read(conn, symbol, interval, start, end, exact)
+            return read(conn, symbol, interval, start, end, exact, table)
 
-    def kline_open_times(self, symbol: str, interval: str, start: TimeLike, end: TimeLike) -> np.ndarray:
+    def kline_open_times(self, symbol: str, interval: str, start: TimeLike, end: TimeLike, *,
+                         kind: str = "klines") -> np.ndarray:
         """Stored open times (epoch ms, int64, ascending) in [start, end)."""
-        column = kline_data.c.open_time
+        table = kline_table(kind)
+        column = table.c.open_time
         ms = timestamptz_to_ms(column) if self.postgres else sa.type_coerce(column, sa.BigInteger)
-        query = sa.select(ms).where(*self._where(symbol, interval, start, end)).order_by(column)
+        query = sa.select(ms).where(*self._where(symbol, interval, start, end, table)).order_by(column)
         with self.engine.connect() as conn:
             return np.fromiter(conn.execute(query).scalars(), dtype=np.int64)
 
-    def find_gaps(self, symbol: str, interval: str, start: TimeLike, end: TimeLike) -> list[Gap]:
+    def find_gaps(self, symbol: str, interval: str, start: TimeLike, end: TimeLike, *,
+                  kind: str = "klines") -> list[Gap]:
         """Missing bars on the interval grid in [start, end), unclassified."""
         start_ms, end_ms = to_ms(start, "start"), to_ms(end, "end")
-        return find_missing(self.kline_open_times(symbol, interval, start_ms, end_ms), interval, start_ms, end_ms)
+        stored = self.kline_open_times(symbol, interval, start_ms, end_ms, kind=kind)
+        return find_missing(stored, interval, start_ms, end_ms)
 
     def count_klines(self, symbol: str | None = None, interval: str | None = None,
-                     start: TimeLike | None = None, end: TimeLike | None = None) -> int:
+                     start: TimeLike | None = None, end: TimeLike | None = None, *, kind: str = "klines") -> int:
         """Rows stored, optionally for one symbol/interval and open times in [start, end)."""
-        k = kline_data.c
+        table = kline_table(kind)
+        k = table.c
         conditions = []
         if symbol is not None:
             conditions.append(k.symbol == validate_symbol(symbol))
@@ -149,10 +162,11 @@ class MarketDataRepository:
         if end is not None:
             conditions.append(k.open_time < to_datetime(end, "end"))
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(sa.func.count()).select_from(kline_data).where(*conditions)).scalar_one()
+            return conn.execute(sa.select(sa.func.count()).select_from(table).where(*conditions)).scalar_one()
 
-    def _where(self, symbol: str, interval: str, start: TimeLike, end: TimeLike) -> list:
-        k = kline_data.c
+    def _where(self, symbol: str, interval: str, start: TimeLike, end: TimeLike,
+               table: sa.Table = kline_data) -> list:
+        k = table.c
         return [
             k.symbol == validate_symbol(symbol),
             k.interval == _check_interval(interval),

@@ -15,6 +15,7 @@ Why this shape (bench/bench_store.py has the figures):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import psycopg
 import sqlalchemy as sa
@@ -25,7 +26,7 @@ from sqlalchemy.engine import Connection
 from marketdata_assets.binance.klines import KlineFormatError, RawKlines
 from marketdata_assets.storage import kline_text
 from marketdata_assets.storage.tables import kline_data
-from marketdata_assets.storage.upsert_rule import KEY_COLUMNS, UNIQUE_KEY, rewrite_condition, rewrite_values
+from marketdata_assets.storage.upsert_rule import KEY_COLUMNS, rewrite_condition, rewrite_values, unique_key
 
 STAGE_NAME = "kline_stage"
 # bench/bench_store.py --compare turns this off to measure the plain ON CONFLICT path alone.
@@ -88,7 +89,7 @@ def _staged_rows(deduplicate: bool) -> sa.Select:
     return query
 
 
-def _overlap_query() -> sa.Select:
+def _overlap_query(table: sa.Table) -> sa.Select:
     """Any stored row inside the [min, max] open-time range of a staged (symbol, interval)?"""
     s = _stage.c
     ranges = (
@@ -96,7 +97,7 @@ def _overlap_query() -> sa.Select:
         .group_by(s.symbol, s.interval)
         .subquery("ranges")
     )
-    k = kline_data.c
+    k = table.c
     stored = sa.select(sa.literal(1)).where(
         k.symbol == ranges.c.symbol,
         k.interval == ranges.c.interval,
@@ -105,12 +106,12 @@ def _overlap_query() -> sa.Select:
     return sa.select(sa.literal(1)).select_from(ranges).where(stored.exists()).limit(1)
 
 
-def _upsert_counts(deduplicate: bool) -> sa.Select:
-    insert = postgresql.insert(kline_data).from_select(_TARGET, _staged_rows(deduplicate))
+def _upsert_counts(table: sa.Table, deduplicate: bool) -> sa.Select:
+    insert = postgresql.insert(table).from_select(_TARGET, _staged_rows(deduplicate))
     insert = insert.on_conflict_do_update(
-        constraint=UNIQUE_KEY,
+        constraint=unique_key(table),
         set_=rewrite_values(insert.excluded, sa.func.now()),
-        where=rewrite_condition(insert.excluded),
+        where=rewrite_condition(insert.excluded, table),
     )
     written = insert.returning(sa.literal_column("(xmax = 0)", sa.Boolean).label("inserted")).cte("written")
     return sa.select(
@@ -118,12 +119,13 @@ def _upsert_counts(deduplicate: bool) -> sa.Select:
     ).select_from(written)
 
 
-_PLAIN_INSERT = (
-    sa.insert(kline_data).from_select(_TARGET, _staged_rows(False)).execution_options(preserve_rowcount=True)
-)
-_OVERLAP = _overlap_query()
-_UPSERT = _upsert_counts(False)
-_UPSERT_DEDUPLICATED = _upsert_counts(True)
+@lru_cache(maxsize=8)
+def _statements(table: sa.Table) -> tuple[sa.Insert, sa.Select, sa.Select, sa.Select]:
+    """(plain insert, overlap probe, upsert, deduplicating upsert) for a kline-shaped table, built once."""
+    plain = sa.insert(table).from_select(_TARGET, _staged_rows(False)).execution_options(preserve_rowcount=True)
+    return plain, _overlap_query(table), _upsert_counts(table, False), _upsert_counts(table, True)
+
+
 assert KEY_COLUMNS == ("symbol", "interval", "open_time")
 
 
@@ -147,16 +149,17 @@ def _copy_batch(conn: Connection, raw: RawKlines) -> int:
     return body.count(b"\n")
 
 
-def upsert(conn: Connection, batches: Sequence[RawKlines]) -> tuple[int, int, int]:
-    """Write the batches in the caller's transaction; returns (inserted, updated, unchanged)."""
+def upsert(conn: Connection, batches: Sequence[RawKlines], table: sa.Table = kline_data) -> tuple[int, int, int]:
+    """Write the batches into `table` (kline-shaped) in the caller's transaction; (inserted, updated, unchanged)."""
+    plain_insert, overlap, upsert_all, upsert_deduplicated = _statements(table)
     _stage.create(conn)
     staged = sum(_copy_batch(conn, raw) for raw in batches)
     if staged == 0:
         return 0, 0, 0
-    if FRESH_RANGE_FAST_PATH and conn.execute(_OVERLAP).first() is None:
+    if FRESH_RANGE_FAST_PATH and conn.execute(overlap).first() is None:
         try:
             with conn.begin_nested():
-                inserted = conn.execute(_PLAIN_INSERT).rowcount
+                inserted = conn.execute(plain_insert).rowcount
             return inserted, 0, staged - inserted
         except sa.exc.IntegrityError as error:
             if not isinstance(error.orig, psycopg.errors.UniqueViolation):
@@ -164,10 +167,10 @@ def upsert(conn: Connection, batches: Sequence[RawKlines]) -> tuple[int, int, in
             # a concurrent writer got there first, or a key repeats within the call: upsert instead
     try:
         with conn.begin_nested():
-            inserted, written = conn.execute(_UPSERT).one()
+            inserted, written = conn.execute(upsert_all).one()
     except sa.exc.ProgrammingError as error:
         if not isinstance(error.orig, psycopg.errors.CardinalityViolation):
             raise
         with conn.begin_nested():
-            inserted, written = conn.execute(_UPSERT_DEDUPLICATED).one()
+            inserted, written = conn.execute(upsert_deduplicated).one()
     return inserted, written - inserted, staged - written

@@ -18,9 +18,14 @@ KEY_COLUMNS = ("symbol", "interval", "open_time")
 UNIQUE_KEY = "uq_kline_data_symbol_interval_open_time"
 
 
-def rewrite_condition(excluded: Any) -> sa.ColumnElement[bool]:
-    """True for a conflicting row that the incoming (`excluded`) row should replace."""
-    stored = kline_data.c
+def unique_key(table: sa.Table = kline_data) -> str:
+    """The name of a kline-shaped table's (symbol, interval, open_time) constraint."""
+    return f"uq_{table.name}_symbol_interval_open_time"
+
+
+def rewrite_condition(excluded: Any, table: sa.Table = kline_data) -> sa.ColumnElement[bool]:
+    """True for a conflicting row of `table` that the incoming (`excluded`) row should replace."""
+    stored = table.c
     values_differ = sa.or_(*[stored[name] != excluded[name] for name in KLINE_VALUE_COLUMNS])
     archive_kept = sa.or_(excluded.source == ARCHIVE, stored.source != ARCHIVE)
     promotes = sa.and_(excluded.source == ARCHIVE, stored.source != ARCHIVE)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from operator import itemgetter
 
 import sqlalchemy as sa
@@ -31,33 +32,31 @@ _ROW_COLUMNS = (
 _INTEGER_COLUMNS = {"open_time", "close_time", "trades_count", "ingested_at"}
 
 
-def _statement() -> sa.Insert:
+@lru_cache(maxsize=8)
+def _statement(table: sa.Table) -> sa.Insert:
     values = {
         name: sa.bindparam(name, type_=sa.BigInteger() if name in _INTEGER_COLUMNS else sa.Text())
         for name in _ROW_COLUMNS
     }
-    insert = sqlite.insert(kline_data).values(values)
+    insert = sqlite.insert(table).values(values)
     return insert.on_conflict_do_update(
         index_elements=list(KEY_COLUMNS),
         set_=rewrite_values(insert.excluded, insert.excluded.ingested_at),
-        where=rewrite_condition(insert.excluded),
+        where=rewrite_condition(insert.excluded, table),
     )
 
 
-_STATEMENT = _statement()
-
-
-def _count_range(conn: Connection, raw: RawKlines, lo: int, hi: int) -> int:
-    k = kline_data.c
+def _count_range(conn: Connection, table: sa.Table, raw: RawKlines, lo: int, hi: int) -> int:
+    k = table.c
     query = sa.select(sa.func.count()).where(
         k.symbol == raw.symbol, k.interval == raw.interval, k.open_time >= lo, k.open_time <= hi
     )
     return conn.execute(query).scalar_one()
 
 
-def upsert(conn: Connection, batches: Sequence[RawKlines]) -> tuple[int, int, int]:
-    """Write the batches in the caller's transaction; returns (inserted, updated, unchanged)."""
-    compiled = _STATEMENT.compile(dialect=conn.dialect)
+def upsert(conn: Connection, batches: Sequence[RawKlines], table: sa.Table = kline_data) -> tuple[int, int, int]:
+    """Write the batches into `table` (kline-shaped) in the caller's transaction; (inserted, updated, unchanged)."""
+    compiled = _statement(table).compile(dialect=conn.dialect)
     names = compiled.positiontup or []
     constants = {name: value for name, value in compiled.params.items() if name not in _ROW_COLUMNS}
     # tuple(row) + tuple(constants) -> the statement's positional order
@@ -80,9 +79,9 @@ def upsert(conn: Connection, batches: Sequence[RawKlines]) -> tuple[int, int, in
             for t, f in zip(times, fields, strict=True)
         ]
         lo, hi = min(times), max(times)
-        before = _count_range(conn, raw, lo, hi)
+        before = _count_range(conn, table, raw, lo, hi)
         written = conn.exec_driver_sql(str(compiled), rows).rowcount
-        new = _count_range(conn, raw, lo, hi) - before
+        new = _count_range(conn, table, raw, lo, hi) - before
         inserted += new
         updated += written - new
         unchanged += len(rows) - written

@@ -41,8 +41,10 @@ def _ms(series: pd.Series) -> pd.Series:
 
 
 @lru_cache(maxsize=32)
-def kline_schema(interval: str) -> pa.DataFrameSchema:
+def kline_schema(interval: str, signed_prices: bool = False) -> pa.DataFrameSchema:
+    """The schema for `interval`; `signed_prices` for the premium index, whose prices can be <= 0."""
     step = interval_ms(interval)
+    price_checks = [] if signed_prices else [pa.Check.gt(0)]
     number = {"nullable": False, "coerce": False}
     return pa.DataFrameSchema(
         {
@@ -55,7 +57,7 @@ def kline_schema(interval: str) -> pa.DataFrameSchema:
                 ],
                 unique=True,
             ),
-            **{p: pa.Column(float, pa.Check.gt(0), **number) for p in _PRICES},
+            **{p: pa.Column(float, price_checks, **number) for p in _PRICES},
             **{v: pa.Column(float, pa.Check.ge(0), **number) for v in _VOLUMES},
             "close_time": pa.Column(TIME_DTYPE),
             "trades_count": pa.Column("int64", pa.Check.ge(0)),
@@ -75,13 +77,14 @@ def kline_schema(interval: str) -> pa.DataFrameSchema:
     )
 
 
-def validate_klines(frame: pd.DataFrame, interval: str, label: str = "klines") -> pd.DataFrame:
+def validate_klines(frame: pd.DataFrame, interval: str, label: str = "klines", *,
+                    signed_prices: bool = False) -> pd.DataFrame:
     """Validate lazily (every failure collected); raise KlineValidationError naming the offending rows.
 
     Failure rows carry the offending open_time where the check is row-wise, so messages point at bars.
     """
     try:
-        return kline_schema(interval).validate(frame, lazy=True)
+        return kline_schema(interval, signed_prices).validate(frame, lazy=True)
     except SchemaErrors as exc:
         failures = exc.failure_cases.copy()
         # a frame-wide check is reported once per column by pandera: keep one line per row and check

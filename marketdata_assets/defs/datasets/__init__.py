@@ -1,0 +1,1 @@
+"""Helpers shared by the non-kline dataset assets (price klines, funding, aggregate trades, ...)."""

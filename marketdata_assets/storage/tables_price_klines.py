@@ -1,0 +1,72 @@
+"""Mark price, index price and premium index klines: one table per kind, each shaped like `kline_data`.
+
+Why separate tables rather than a `kind` column on `kline_data`: the natural key stays (symbol, interval,
+open_time), so the kline upsert paths (COPY + staging on PostgreSQL, executemany on SQLite), the upsert rule
+and the readers work unchanged with the table as a parameter; queries never have to filter a kind out of
+the (much larger) trade-kline table; and a kind can be exported, truncated or reloaded on its own. The
+columns are kept identical to `kline_data` (volumes and taker columns hold Binance's "0"; `trades_count`
+is the number of price samples in the bar) so one canonical frame and one schema serve every kind.
+Index klines are keyed by the pair (SPEC A.4: `pair`), which for USD-M perpetuals equals the symbol.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from marketdata_assets.binance.intervals import InvalidInputError
+from marketdata_assets.storage.tables import BigId, kline_data, metadata
+from marketdata_assets.storage.types import ExactDecimal, UtcTimestamp
+
+# kind (Binance's REST path and archive data type) -> table name
+PRICE_KLINE_KINDS = {
+    "markPriceKlines": "mark_price_klines",
+    "indexPriceKlines": "index_price_klines",
+    "premiumIndexKlines": "premium_index_klines",
+}
+
+
+def _kline_shaped(name: str) -> sa.Table:
+    table = sa.Table(
+        name,
+        metadata,
+        sa.Column("id", BigId, sa.Identity(), primary_key=True),
+        sa.Column("symbol", sa.String(32), nullable=False),
+        sa.Column("interval", sa.String(8), nullable=False),
+        sa.Column("open_time", UtcTimestamp(), nullable=False),
+        sa.Column("open", ExactDecimal(), nullable=False),
+        sa.Column("high", ExactDecimal(), nullable=False),
+        sa.Column("low", ExactDecimal(), nullable=False),
+        sa.Column("close", ExactDecimal(), nullable=False),
+        sa.Column("volume", ExactDecimal(), nullable=False),
+        sa.Column("close_time", UtcTimestamp(), nullable=False),
+        sa.Column("quote_volume", ExactDecimal(), nullable=False),
+        sa.Column("trades_count", sa.BigInteger(), nullable=False),
+        sa.Column("taker_buy_volume", ExactDecimal(), nullable=False),
+        sa.Column("taker_buy_quote_volume", ExactDecimal(), nullable=False),
+        sa.Column("source", sa.String(16), nullable=False),
+        sa.Column("ingested_at", UtcTimestamp(), nullable=False),
+        sa.UniqueConstraint("symbol", "interval", "open_time", name=f"uq_{name}_symbol_interval_open_time"),
+        sa.CheckConstraint("source IN ('archive', 'rest', 'stream')", name=f"ck_{name}_source"),
+    )
+    sa.Index(f"ix_{name}_symbol_open_time", table.c.symbol, table.c.open_time.desc())
+    return table
+
+
+mark_price_klines = _kline_shaped("mark_price_klines")
+index_price_klines = _kline_shaped("index_price_klines")
+premium_index_klines = _kline_shaped("premium_index_klines")
+
+KLINE_TABLES: dict[str, sa.Table] = {
+    "klines": kline_data,
+    "markPriceKlines": mark_price_klines,
+    "indexPriceKlines": index_price_klines,
+    "premiumIndexKlines": premium_index_klines,
+}
+
+
+def kline_table(kind: str) -> sa.Table:
+    """The table holding klines of `kind` ("klines", "markPriceKlines", "indexPriceKlines", "premiumIndexKlines")."""
+    try:
+        return KLINE_TABLES[kind]
+    except KeyError:
+        raise InvalidInputError(f"unknown kline kind {kind!r}: expected one of {', '.join(KLINE_TABLES)}") from None
