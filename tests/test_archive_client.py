@@ -9,7 +9,6 @@ import hashlib
 import io
 import zipfile
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import httpx
 import pytest
@@ -31,8 +30,9 @@ from marketdata_assets.binance.errors import (
 from marketdata_assets.binance.intervals import InvalidInputError
 from marketdata_assets.binance.klines import raw_klines_from_csv, raw_klines_from_rest
 from marketdata_assets.settings import Settings
+from tests.samples import SAMPLES as SAMPLES_ROOT
 
-SAMPLES = Path("/work/shared/binance/samples/archive")
+SAMPLES = SAMPLES_ROOT / "archive"
 
 
 # ---------------------------------------------------------------- layout (SPEC C.1)

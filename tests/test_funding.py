@@ -25,8 +25,9 @@ from marketdata_assets.ingest.funding import (
     parse_archive_csv,
 )
 from marketdata_assets.storage.tables_funding import funding_rates
+from tests.samples import SAMPLES as SAMPLES_ROOT
 
-SAMPLES = "/work/shared/binance/samples/archive"
+SAMPLES = str(SAMPLES_ROOT / "archive")
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import json
 import logging
 import math
 import threading
-from pathlib import Path
 
 import httpx
 import pytest
@@ -43,8 +42,9 @@ from marketdata_assets.binance.rest import (
 )
 from marketdata_assets.settings import Settings
 from marketdata_sim import SimServer
+from tests.samples import SAMPLES as SAMPLES_ROOT
 
-REST_SAMPLES = Path("/work/shared/binance/samples/rest")
+REST_SAMPLES = SAMPLES_ROOT / "rest"
 KLINES_URL = "http://127.0.0.1:1/fapi/v1/klines?symbol=BTCUSDT&interval=1m&startTime=0&limit=499"
 
 

@@ -6,15 +6,15 @@ import hashlib
 import io
 import xml.etree.ElementTree as ET
 import zipfile
-from pathlib import Path
 
 import httpx
 import pytest
 
 from marketdata_assets.binance.klines import raw_klines_from_csv, raw_klines_from_rest
 from marketdata_sim.symbols import utc_ms
+from tests.samples import SAMPLES as SAMPLES_ROOT
 
-SAMPLES = Path("/work/shared/binance/samples/archive")
+SAMPLES = SAMPLES_ROOT / "archive"
 NS = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}
 KLINES = "/data/futures/um/daily/klines"
 

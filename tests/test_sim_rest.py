@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 import pytest
 
 from marketdata_assets.binance.klines import raw_klines_from_rest
 from marketdata_sim.symbols import utc_ms
+from tests.samples import SAMPLES as SAMPLES_ROOT
 
-SAMPLES = Path("/work/shared/binance/samples")
+SAMPLES = SAMPLES_ROOT
 REST = SAMPLES / "rest"
 
 

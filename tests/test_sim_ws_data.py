@@ -11,7 +11,6 @@ import json
 import random
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,8 +18,9 @@ import websockets
 
 from marketdata_sim.server import SimServer
 from streaming.messages import decode_frame
+from tests.samples import SAMPLES as SAMPLES_ROOT
 
-SAMPLES = Path("/work/shared/binance/samples")
+SAMPLES = SAMPLES_ROOT
 NOW = "2024-03-01T12:00:00Z"
 TIMEOUT = 10.0
 

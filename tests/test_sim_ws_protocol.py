@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import aiohttp
 import httpx
@@ -19,8 +18,9 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from marketdata_sim.server import SimServer
+from tests.samples import SAMPLES as SAMPLES_ROOT
 
-SAMPLES = Path("/work/shared/binance/samples/ws")
+SAMPLES = SAMPLES_ROOT / "ws"
 NOW = "2024-03-01T12:00:00Z"
 TIMEOUT = 10.0
 

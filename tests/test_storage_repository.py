@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +14,9 @@ from marketdata_assets.binance.klines import FRAME_COLUMNS, KlineFormatError, Ra
 from marketdata_assets.storage import LedgerRow, MarketDataRepository
 from marketdata_assets.storage.tables import kline_data
 from marketdata_assets.validation.gaps import EXCHANGE_GAP, Gap
+from tests.samples import SAMPLES as SAMPLES_ROOT
 
-SAMPLES = Path("/work/shared/binance/samples/archive")
+SAMPLES = SAMPLES_ROOT / "archive"
 HOUR = 3_600_000
 BTC_1M = "um_klines_1m_BTCUSDT_2023-01-01_header_plus_first_row.csv"  # 16537.50 ... 2820697.45580
 BTC_1H = "spot_klines_1h_BTCUSDT_2023-10-27_NO_header_rows.csv"  # 3 rows, 8-decimal scale

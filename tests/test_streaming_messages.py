@@ -20,8 +20,9 @@ from streaming.messages import (
     decode_event,
     decode_frame,
 )
+from tests.samples import SAMPLES as SAMPLES_ROOT
 
-WS = Path("/work/shared/binance/samples/ws")
+WS = SAMPLES_ROOT / "ws"
 EXPECTED = {
     "aggTrade": AggTrade, "kline": KlineEvent, "depth": DepthUpdate, "markPrice": MarkPrice,
     "ticker": Ticker24h, "bookTicker": BookTicker,

@@ -10,10 +10,11 @@ import pytest
 
 from streaming.messages import DepthUpdate, decode_frame
 from streaming.orderbook import BookSync, LocalBook, Outcome, SyncState
+from tests.samples import SAMPLES as SAMPLES_ROOT
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "binance" / "samples"
 if not SAMPLES.exists():
-    SAMPLES = Path("/work/shared/binance/samples")
+    SAMPLES = SAMPLES_ROOT
 SEQUENCE = SAMPLES / "ws" / "combined_depth_100ms_SUSHIUSDT_full_sequence_2021-07-22_cryptofeed.jsonl"
 SNAPSHOT = SAMPLES / "rest" / "depth_SUSHIUSDT_limit1000_2021-07-22_cryptofeed.json"
 
