@@ -11,6 +11,7 @@ import dagster as dg
 from marketdata_assets.defs.config import CodeLocationConfig
 from marketdata_assets.defs.exchange.assets import build_exchange_info_asset
 from marketdata_assets.defs.exchange.sensors import build_symbol_discovery_sensor
+from marketdata_assets.defs.funding.assets import build_funding_asset, build_funding_checks
 from marketdata_assets.defs.klines.assets import build_kline_asset
 from marketdata_assets.defs.klines.checks import build_kline_checks
 from marketdata_assets.defs.klines.partitions import kline_partitions
@@ -30,8 +31,9 @@ def build_definitions(
     checks = [build_kline_checks(i, partitions) for i in config.intervals]
     price_klines, price_checks = build_price_klines(config.intervals, partitions, config.days_per_run)
     return dg.Definitions(
-        assets=[build_exchange_info_asset(config.symbols), *klines, *price_klines],
-        asset_checks=[*checks, *price_checks],
+        assets=[build_exchange_info_asset(config.symbols), *klines, *price_klines,
+                build_funding_asset(partitions, config.days_per_run)],
+        asset_checks=[*checks, *price_checks, build_funding_checks(partitions)],
         sensors=[
             build_symbol_discovery_sensor(config.symbols),
             build_gap_repair_sensor(config.intervals, config.repair_max_attempts, config.repair_backoff_seconds),

@@ -1,0 +1,1 @@
+"""The `funding_rates` asset and its per-partition check."""
