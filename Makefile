@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 .PHONY: setup run demo sim test lint bench
+SIM_PORT ?= 8765
+SIM_URL := http://127.0.0.1:$(SIM_PORT)
 
 setup: $(VENV)/.installed
 
@@ -21,9 +23,18 @@ run: setup
 	$(BIN)/marketdata db upgrade
 	$(BIN)/dagster dev -w workspace.yaml -h 0.0.0.0 -p 3000
 
+# `make run` against the local Binance instead of the real one (no network needed).
+demo: setup
+	mkdir -p $(DAGSTER_HOME) data
+	cp -n dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true
+	$(BIN)/marketdata sim --port $(SIM_PORT) & SIM_PID=$$!; trap "kill $$SIM_PID" EXIT INT TERM; \
+	export BINANCE_FAPI_URL=$(SIM_URL) BINANCE_ARCHIVE_URL=$(SIM_URL) \
+	       BINANCE_ARCHIVE_LISTING_URL=$(SIM_URL)/data.binance.vision BINANCE_WS_URL=ws://127.0.0.1:$(SIM_PORT); \
+	$(BIN)/marketdata db upgrade && $(BIN)/dagster dev -w workspace.yaml -h 0.0.0.0 -p 3000
+
 # The local Binance on port 8765 (REST + WebSocket + archive).
 sim: setup
-	$(BIN)/marketdata sim --port 8765
+	$(BIN)/marketdata sim --port $(SIM_PORT)
 
 lint: setup
 	$(BIN)/ruff check .
