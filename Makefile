@@ -19,14 +19,14 @@ $(VENV)/.installed: pyproject.toml
 # Dagster UI + daemon on the embedded default (SQLite market data, persistent instance in .dagster_home).
 run: setup
 	mkdir -p $(DAGSTER_HOME) data
-	cp -n dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true
+	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/marketdata db upgrade
 	$(BIN)/dagster dev -w workspace.yaml -h 0.0.0.0 -p 3000
 
 # `make run` against the local Binance instead of the real one (no network needed).
 demo: setup
 	mkdir -p $(DAGSTER_HOME) data
-	cp -n dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true
+	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/marketdata sim --port $(SIM_PORT) & SIM_PID=$$!; trap "kill $$SIM_PID" EXIT INT TERM; \
 	export BINANCE_FAPI_URL=$(SIM_URL) BINANCE_ARCHIVE_URL=$(SIM_URL) \
 	       BINANCE_ARCHIVE_LISTING_URL=$(SIM_URL)/data.binance.vision BINANCE_WS_URL=ws://127.0.0.1:$(SIM_PORT); \
