@@ -60,3 +60,21 @@ def test_download_prints_rows_and_gaps_and_a_rerun_changes_nothing(run, sim):
     assert second.exit_code == 0, second.output
     assert "rows inserted 0, updated 0" in second.output
     assert sim.stats()["count_418"] == 0
+
+
+def test_in_dagster_runs_the_assets_and_records_them_in_the_instance(run, sim, tmp_path, monkeypatch):
+    import dagster as dg
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    result = run("--symbols", "BTCUSDT", "--intervals", "1h", "--start", "2024-02-09", "--end", "2024-02-11",
+                 "--in-dagster")
+    assert result.exit_code == 0, result.output
+    line = next(line.split() for line in result.output.splitlines() if line.startswith("BTCUSDT"))
+    assert line[2:4] == ["3", "72"]
+    with dg.DagsterInstance.get() as instance:
+        materialized = instance.get_materialized_partitions(dg.AssetKey("klines_1h"))
+        assert materialized == {f"2024-02-{d}|BTCUSDT" for d in ("09", "10", "11")}
+        runs = instance.get_runs()
+        assert len(runs) == 1 and runs[0].tags["marketdata/reason"] == "download"

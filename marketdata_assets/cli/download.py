@@ -86,8 +86,10 @@ def summary_table(results: list[DayResult]) -> str:
 @click.option("--days", type=int, help="The last N days up to today instead of --start/--end.")
 @click.option("--force", is_flag=True, help="Reload days whose archive checksum is unchanged.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--in-dagster", is_flag=True,
+              help="Run the Dagster kline assets and their checks in this process (recorded in DAGSTER_HOME).")
 @settings_options
-def download_command(symbols, intervals, start, end, days, force, no_progress, **flags) -> None:
+def download_command(symbols, intervals, start, end, days, force, no_progress, in_dagster, **flags) -> None:
     """Download klines into the database: archive for settled days, REST for the rest and every hole."""
     settings = settings_from_flags(**flags)
     try:
@@ -107,6 +109,9 @@ def download_command(symbols, intervals, start, end, days, force, no_progress, *
             raise click.UsageError(str(exc)) from None
         except BinanceError as exc:
             raise click.ClickException(f"cannot reach Binance at {settings.fapi_url}: {exc}") from None
+        if in_dagster:
+            _download_in_dagster(settings, wanted, chosen, day_list, runtime, no_progress)
+            return
         loader = runtime.kline_loader()
         loader._symbols = known
         results: list[DayResult] = []
@@ -137,4 +142,25 @@ def download_command(symbols, intervals, start, end, days, force, no_progress, *
             "(every day reported above is stored and recorded in the ledger)"
         )
     if failed:
+        raise SystemExit(1)
+
+
+def _download_in_dagster(settings, symbols: list[str], intervals: list[str], day_list: list[date], runtime,
+                         no_progress: bool) -> None:
+    from marketdata_assets.cli.in_dagster import materialize_klines
+
+    with tqdm(total=len(symbols) * len(intervals), unit="run", disable=no_progress) as bar:
+        errors = materialize_klines(
+            settings, symbols, intervals, day_list[0], day_list[-1],
+            on_run=lambda symbol, interval, ok: (bar.set_postfix_str(f"{symbol} {interval}"), bar.update(1)),
+        )
+    results = [
+        DayResult.from_ledger(row)
+        for symbol in symbols for interval in intervals
+        for row in runtime.repo.get_ledger("klines", symbol, interval, day_list[0], day_list[-1])
+    ]
+    click.echo(summary_table(results))
+    for error in errors:
+        click.echo(f"failed: {error}", err=True)
+    if errors:
         raise SystemExit(1)

@@ -86,6 +86,16 @@ class DayResult:
     def exchange_gaps(self) -> list[Gap]:
         return [g for g in self.gaps if g.cls == EXCHANGE_GAP]
 
+    @classmethod
+    def from_ledger(cls, row: LedgerRow) -> DayResult:
+        """The figures of a day as the ledger recorded them (for reports of runs done elsewhere)."""
+        return cls(
+            row.symbol, row.interval, row.day, row.status, expected_rows=row.expected_rows,
+            stored_rows=row.actual_rows, sources=dict(row.sources or {}), archive_checksum=row.archive_checksum,
+            gaps=[Gap(g["interval"], g["start_ms"], g["end_ms"], g["cls"]) for g in row.missing or []],
+            error=row.last_error,
+        )
+
     def ledger_row(self) -> LedgerRow:
         return LedgerRow(
             dataset=self.dataset,
