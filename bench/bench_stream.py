@@ -8,7 +8,13 @@ Prints:
 3. reconnect time after a dropped connection: drop -> first message on the new socket (target < 1 s);
 4. resident memory at the end.
 
-Run: `.venv/bin/python bench/bench_stream.py [--seconds 10] [--symbols 8]`.
+With `--soak-minutes N [--rate 2000]` it instead runs the sidecar for N minutes at `rate` messages/s
+(aggregate trades, plus klines, depth, mark price and tickers at their natural rates) and prints the
+resident memory (current RSS, not peak) after start-up, after a one-minute warm-up, every few minutes,
+and at the end, with the growth over the run (target: growth < 5 MB, total < 150 MB).
+
+Run: `.venv/bin/python bench/bench_stream.py [--seconds 10] [--symbols 8]`
+     `.venv/bin/python bench/bench_stream.py --soak-minutes 30 --rate 2000`.
 """
 
 from __future__ import annotations
@@ -36,6 +42,12 @@ def control(url: str, action: str, **body: object) -> object:
     response = httpx.post(f"{url}/_sim/ws/{action}", json=body, timeout=10)
     response.raise_for_status()
     return response.json()["result"]
+
+
+def rss_mb() -> float:
+    """Current resident set size of this process (not the peak): what a soak must watch."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -84,7 +96,7 @@ async def run(url: str, database_url: str, seconds: float, n_symbols: int, spool
     written = service.metrics.rows_written
 
     # 1. latency at 5,000 msg/s.
-    service.subscribe("market_data.trade", on_trade)
+    unsubscribe = service.subscribe("market_data.trade", on_trade)
     control(url, "rate", stream="*", rate=5_000 / len(symbols))
     control(url, "config", tick_s=0.002)
     await asyncio.sleep(2.0)
@@ -92,6 +104,7 @@ async def run(url: str, database_url: str, seconds: float, n_symbols: int, spool
     recording = True
     await asyncio.sleep(seconds)
     recording = False
+    unsubscribe()  # a subscriber makes every row an event dict: not part of the throughput figure
     # The simulator's market clock is offset from ours by however long the clock control call took;
     # the fastest delivery (about 0.25 ms on loopback, PERFORMANCE.md) pins that offset down.
     if not received or not latencies:
@@ -144,18 +157,73 @@ async def run(url: str, database_url: str, seconds: float, n_symbols: int, spool
     print(f"peak resident memory: {rss_mb:.0f} MB")
 
 
+async def soak(url: str, database_url: str, minutes: float, rate: float, n_symbols: int, spool: Path,
+               report_every_s: float = 300.0) -> None:
+    symbols = [s["symbol"] for s in httpx.get(f"{url}/fapi/v1/exchangeInfo").json()["symbols"]
+               if s["status"] == "TRADING" and s["contractType"] == "PERPETUAL"][:n_symbols]
+    settings = Settings.from_env(env={}, fapi_url=url, ws_url=url.replace("http://", "ws://"),
+                                 database_url=database_url)
+    engine = make_engine(database_url)
+    service = MarketDataService(settings, symbols=symbols,
+                                data_types=["trade", "kline", "depth", "price", "ticker"],
+                                engine=engine, spool_dir=spool)
+    for symbol in symbols:  # synthetic trades only; the other streams follow the simulated market
+        control(url, "rate", stream=f"{symbol.lower()}@aggTrade", rate=rate / len(symbols))
+    control(url, "clock", speed=1, anchor=int(time.time() * 1000))
+    await service.start()
+    started = rss_mb()
+    print(f"soak: {len(symbols)} symbols x (aggTrade at {rate / len(symbols):,.0f}/s, kline, depth, markPrice, "
+          f"ticker), {minutes:g} min; RSS after start-up {started:.1f} MB", flush=True)
+    await asyncio.sleep(60)
+    messages = service.metrics.messages
+    rows_written = service.metrics.rows_written
+    base_rss, base_msgs, base_rows, t0 = (rss_mb(), sum(messages.values.values()),
+                                          sum(rows_written.values.values()), time.monotonic())
+    print(f"soak: RSS after 1 min warm-up {base_rss:.1f} MB (the start of the measured run)", flush=True)
+    deadline = t0 + minutes * 60
+    highest = base_rss
+    next_report = t0 + report_every_s
+    while (now := time.monotonic()) < deadline:
+        await asyncio.sleep(min(5.0, deadline - now))
+        highest = max(highest, rss_mb())
+        if time.monotonic() >= next_report:
+            next_report += report_every_s
+            done = sum(messages.values.values()) - base_msgs
+            print(f"soak: {(time.monotonic() - t0) / 60:5.1f} min  RSS {rss_mb():.1f} MB  "
+                  f"{done / (time.monotonic() - t0):,.0f} msg/s  queued {service.writer.pending_rows}", flush=True)
+    elapsed = time.monotonic() - t0
+    end_rss = rss_mb()
+    done = sum(messages.values.values()) - base_msgs
+    written = sum(rows_written.values.values()) - base_rows
+    reconnects = sum(c.reconnects for c in service.connections)
+    control(url, "rate", stream="*", rate=0)
+    await service.stop()
+    engine.dispose()
+    print(f"soak result: {elapsed / 60:.1f} min at {done / elapsed:,.0f} msg/s ({done:,.0f} messages, "
+          f"{written:,.0f} rows written, {reconnects} reconnects): start RSS {base_rss:.1f} MB, "
+          f"end RSS {end_rss:.1f} MB, growth {end_rss - base_rss:+.1f} MB, highest {highest:.1f} MB "
+          f"(targets: growth < 5 MB, total < 150 MB)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--symbols", type=int, default=8)
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--offered", type=float, default=60_000, help="synthetic messages/s offered")
+    parser.add_argument("--soak-minutes", type=float, default=0.0,
+                        help="run the memory soak for this many minutes instead of the other figures")
+    parser.add_argument("--rate", type=float, default=2_000, help="aggregate trades/s during the soak")
     args = parser.parse_args()
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    with sim_process(now) as url, scratch_database("bench_stream") as database_url:
-        spool = Path("/tmp") / "bench-stream-spool"
-        asyncio.run(run(url, database_url, args.seconds, args.symbols, spool, args.skip_throughput,
-                        args.offered))
+    name = "bench_stream_soak" if args.soak_minutes else "bench_stream"
+    with sim_process(now) as url, scratch_database(name) as database_url:
+        spool = Path("/tmp") / f"{name.replace('_', '-')}-spool"
+        if args.soak_minutes:
+            asyncio.run(soak(url, database_url, args.soak_minutes, args.rate, args.symbols, spool))
+        else:
+            asyncio.run(run(url, database_url, args.seconds, args.symbols, spool, args.skip_throughput,
+                            args.offered))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ await service.stop()
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import tempfile
 import time
@@ -56,7 +57,8 @@ class MarketDataService:
                  lifetime_s: float = 23.5 * 3600, overlap_s: float = 2.0, book_interval_s: float = 1.0,
                  streams_per_connection: int = MAX_STREAMS_PER_CONNECTION, batch_size: int = 2000,
                  max_pending: int = 50_000, linger_s: float = 0.002, rest: Any = None, engine: Any = None,
-                 migrate: bool = True, check_symbols: bool = True, backoff_base_s: float = 0.05) -> None:
+                 migrate: bool = True, check_symbols: bool = True, backoff_base_s: float = 0.05,
+                 freeze_gc: bool = True) -> None:
         self.settings = settings
         self.interval = interval or settings.default_interval
         self.metrics = Metrics()
@@ -70,6 +72,7 @@ class MarketDataService:
         self.check_symbols = check_symbols
         self.migrate = migrate
         self.backoff_base_s = backoff_base_s
+        self.freeze_gc = freeze_gc
         self._owns_rest = rest is None
         if rest is None:
             from marketdata_assets.binance.rest import BinanceRestClient
@@ -253,6 +256,12 @@ class MarketDataService:
             self.health = HealthServer(self.describe, self.metrics, self.health_host, self.health_port)
             self.health_port = await self.health.start()
             log.info("health on http://%s:%d/health", self.health_host, self.health_port)
+        if self.freeze_gc:
+            # Everything built so far (modules, SQLAlchemy metadata, connections) lives as long as the
+            # process: moved out of the collector's generations, a full collection no longer walks
+            # those ~10^5 objects on the event loop (a pause of tens of ms, straight into the latency).
+            gc.collect()
+            gc.freeze()
 
     async def stop(self, fill_grace_s: float = 5.0) -> None:
         """Close the streams, let fills finish briefly, store the books' tops, flush the writer."""
