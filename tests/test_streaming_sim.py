@@ -176,7 +176,8 @@ async def test_dropped_connection_is_recorded_and_filled(sim, engine, tmp_path):
         assert_klines_equal_truth(engine, sim, symbol)
         assert_trades_equal_truth(engine, sim, symbol)
     assert service.metrics.reconnects.get("closed") >= 1
-    assert service.metrics.trade_ids_filled.get() > 0  # the outage left a hole, REST filled it
+    # whether a trade fell inside a ~30 ms outage is chance; that every stored trade equals the exchange's
+    # (asserted above) is not
 
 
 @async_test
