@@ -28,7 +28,8 @@ agg_trades = sa.Table(
     sa.Column("event_time", UtcTimestamp(), nullable=True),  # None for rows filled from REST
     sa.Column("source", sa.String(8), nullable=False),
     sa.Column("ingested_at", UtcTimestamp(), nullable=False),
-    sa.CheckConstraint("source IN ('stream', 'rest')", name="ck_agg_trades_source"),
+    # 'archive': historical days from data.binance.vision (ingest/agg_trades.py; migration 0005)
+    sa.CheckConstraint("source IN ('stream', 'rest', 'archive')", name="ck_agg_trades_source"),
 )
 sa.Index("ix_agg_trades_symbol_trade_time", agg_trades.c.symbol, agg_trades.c.trade_time)
 
