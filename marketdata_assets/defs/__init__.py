@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from marketdata_assets.defs.agg_trades.assets import build_agg_trades_asset, build_agg_trades_checks
 from marketdata_assets.defs.config import CodeLocationConfig
 from marketdata_assets.defs.exchange.assets import build_exchange_info_asset
 from marketdata_assets.defs.exchange.sensors import build_symbol_discovery_sensor
@@ -32,8 +33,8 @@ def build_definitions(
     price_klines, price_checks = build_price_klines(config.intervals, partitions, config.days_per_run)
     return dg.Definitions(
         assets=[build_exchange_info_asset(config.symbols), *klines, *price_klines,
-                build_funding_asset(partitions, config.days_per_run)],
-        asset_checks=[*checks, *price_checks, build_funding_checks(partitions)],
+                build_funding_asset(partitions, config.days_per_run), build_agg_trades_asset(partitions)],
+        asset_checks=[*checks, *price_checks, build_funding_checks(partitions), build_agg_trades_checks(partitions)],
         sensors=[
             build_symbol_discovery_sensor(config.symbols),
             build_gap_repair_sensor(config.intervals, config.repair_max_attempts, config.repair_backoff_seconds),

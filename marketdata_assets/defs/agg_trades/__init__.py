@@ -1,0 +1,1 @@
+"""The `agg_trades` asset and its per-partition id-continuity check."""

@@ -1,0 +1,125 @@
+"""`agg_trades`: every aggregate trade of a UTC day and symbol (archive daily file, REST by fromId).
+
+Each run calls `AggTradeLoader.load` (ingest/agg_trades.py): rows and the day's ledger row in one
+transaction. Corrections of the archive file (rows sorted, exact duplicates dropped) are reported in the
+run's metadata (`corrections`), never silently applied. Days per run are few (a BTCUSDT day is ~1.5
+million rows, ~8 s): the backfill policy runs up to `AGG_DAYS_PER_RUN` days per run.
+The `gaps` check is id continuity against the ledger (`ingest.agg_trades.check_day`).
+"""
+
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+
+import dagster as dg
+
+from marketdata_assets.binance.intervals import InvalidInputError
+from marketdata_assets.defs.constants import BINANCE_POOL, EXCHANGE_INFO_KEY
+from marketdata_assets.defs.datasets.common import evaluations, record_check_status, run_partitions
+from marketdata_assets.defs.klines import evaluate as ev
+from marketdata_assets.defs.klines.partitions import partition_key
+from marketdata_assets.defs.resources import MarketDataResource
+from marketdata_assets.ingest.agg_trades import DATASET, FAILED, AggDayResult, AggTradeLoader, check_day
+from marketdata_assets.storage.agg_trades_store import AggTradeStore
+
+AGG_TRADES_KEY = dg.AssetKey("agg_trades")
+AGG_DAYS_PER_RUN = 31
+
+
+def day_metadata(result: AggDayResult) -> dict:
+    meta = {
+        "status": result.status,
+        "dagster/row_count": result.rows,
+        "expected_rows": result.expected_rows,
+        "first_id": result.first_id if result.first_id is not None else -1,
+        "last_id": result.last_id if result.last_id is not None else -1,
+        "sources": dg.MetadataValue.json(dict(result.sources)),
+        "archive_checksum": result.archive_checksum or "",
+        "id_gaps": dg.MetadataValue.json([list(g) for g in result.missing[:50]]),
+        "corrections": dg.MetadataValue.json(result.corrections),
+    }
+    if result.notes:
+        meta["notes"] = dg.MetadataValue.text("\n".join(result.notes))
+    if result.error:
+        meta["error"] = dg.MetadataValue.text(result.error)
+    return meta
+
+
+def build_agg_trades_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+
+        @dg.asset(
+            key=AGG_TRADES_KEY,
+            partitions_def=partitions_def,
+            backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=AGG_DAYS_PER_RUN),
+            pool=BINANCE_POOL,
+            deps=[EXCHANGE_INFO_KEY],
+            group_name="trades",
+            kinds={"python", "binance"},
+            metadata={"table": "agg_trades"},
+            description="Binance USD-M Futures aggregate trades per UTC day and symbol: the archive's daily "
+                        "aggTrades file (sorted by id, exact duplicates dropped and reported), REST by fromId "
+                        "for the rest and every id hole. Rows in `agg_trades` (shared with the stream), per-day "
+                        "figures in `partition_ledger`.",
+        )
+        def agg_trades(context: dg.AssetExecutionContext, marketdata: MarketDataResource) -> dg.MaterializeResult:
+            grouped = run_partitions("agg_trades", context.partition_keys)
+            runtime = marketdata.runtime()
+            loader = AggTradeLoader(runtime.engine, runtime.rest, runtime.archive)
+            results: list[AggDayResult] = []
+            for symbol, days in grouped.items():
+                try:
+                    results += loader.load(symbol, days)
+                except InvalidInputError as exc:
+                    shown = ", ".join(str(partition_key(d, symbol)) for d in days[:5])
+                    raise dg.Failure(description=f"agg_trades partition(s) {shown}: {exc}") from None
+            if len(results) > 1:
+                for result in results:
+                    context.log_event(dg.AssetObservation(
+                        asset_key=AGG_TRADES_KEY, partition=str(partition_key(result.day, result.symbol)),
+                        metadata=day_metadata(result)))
+            failed = [r for r in results if r.status == FAILED]
+            if failed:
+                causes = "; ".join(f"{partition_key(r.day, r.symbol)}: {r.error}" for r in failed[:10])
+                raise dg.Failure(description=f"agg_trades: {len(failed)} of {len(results)} day(s) failed and "
+                                             f"were not stored: {causes}")
+            if len(results) == 1:
+                return dg.MaterializeResult(metadata=day_metadata(results[0]))
+            sources: Counter[str] = Counter()
+            for result in results:
+                sources.update(result.sources)
+            return dg.MaterializeResult(metadata={
+                "partitions": len(results),
+                "dagster/row_count": sum(r.rows for r in results),
+                "sources": dg.MetadataValue.json(dict(sources)),
+                "corrections": dg.MetadataValue.json([c for r in results for c in r.corrections][:50]),
+            })
+
+    return agg_trades
+
+
+def build_agg_trades_checks(partitions_def: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        specs = [dg.AssetCheckSpec(
+            "gaps", asset=AGG_TRADES_KEY, partitions_def=partitions_def,
+            description="Id continuity: the day's trades are every id from its first to its last (as REST "
+                        "bounded them at load); a missing id fails and the partition is re-run.")]
+
+    @dg.multi_asset_check(specs=specs, can_subset=True, name="agg_trades_checks")
+    def _checks(context: dg.AssetCheckExecutionContext, marketdata: MarketDataResource) -> Iterator:
+        grouped = run_partitions("agg_trades", context.partition_keys)
+        runtime = marketdata.runtime()
+        store = AggTradeStore(runtime.engine)
+        for symbol, days in grouped.items():
+            ledger = {r.day: r for r in runtime.repo.get_ledger(DATASET, symbol, "", days[0], days[-1])}
+            verdicts: dict = {"gaps": {}}
+            for day in days:
+                passed, description, meta = check_day(store, symbol, day, ledger.get(day))
+                verdicts["gaps"][day] = ev.DayCheck(day, ev.PASSED if passed else ev.FAILED, description, meta)
+            evals, statuses, passed_days = evaluations(AGG_TRADES_KEY, symbol, days, verdicts)
+            yield from evals
+            record_check_status(runtime.engine, DATASET, symbol, "", statuses, passed_days)
+
+    return _checks
