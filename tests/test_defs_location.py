@@ -33,7 +33,9 @@ def test_default_location_has_one_asset_per_interval_with_pool_policy_and_checks
         names = {k.name for k in graph.get(key).check_keys}
         assert {"schema", "gaps", "duplicates", "ohlc", "continuity"} <= names
         assert ("agrees_with_1m" in names) == (interval != "1m")
-    assert {s.name for s in defs.sensors} == {"symbol_discovery", "gap_repair", "archive_settlement"}
+    assert {s.name for s in defs.sensors} == {
+        "symbol_discovery", "gap_repair", "archive_settlement", "stream_monitor", "stream_gap_repair"
+    }
     assert {s.name for s in defs.schedules} == {"daily_refresh"}
 
 

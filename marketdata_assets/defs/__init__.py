@@ -20,6 +20,8 @@ from marketdata_assets.defs.klines.schedules import build_daily_schedule
 from marketdata_assets.defs.klines.sensors import build_archive_settlement_sensor, build_gap_repair_sensor
 from marketdata_assets.defs.price_klines import build_price_klines
 from marketdata_assets.defs.resources import MarketDataResource
+from marketdata_assets.defs.streaming.assets import build_stream_specs
+from marketdata_assets.defs.streaming.sensors import build_stream_gap_repair_sensor, build_stream_monitor_sensor
 
 
 def build_definitions(
@@ -33,12 +35,15 @@ def build_definitions(
     price_klines, price_checks = build_price_klines(config.intervals, partitions, config.days_per_run)
     return dg.Definitions(
         assets=[build_exchange_info_asset(config.symbols), *klines, *price_klines,
-                build_funding_asset(partitions, config.days_per_run), build_agg_trades_asset(partitions)],
+                build_funding_asset(partitions, config.days_per_run), build_agg_trades_asset(partitions),
+                *build_stream_specs()],
         asset_checks=[*checks, *price_checks, build_funding_checks(partitions), build_agg_trades_checks(partitions)],
         sensors=[
             build_symbol_discovery_sensor(config.symbols),
             build_gap_repair_sensor(config.intervals, config.repair_max_attempts, config.repair_backoff_seconds),
             build_archive_settlement_sensor(config.intervals, config.start_date),
+            build_stream_monitor_sensor(),
+            build_stream_gap_repair_sensor(config.intervals),
         ],
         schedules=[build_daily_schedule(config.intervals)],
         resources={"marketdata": marketdata or MarketDataResource()},
