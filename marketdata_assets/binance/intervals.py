@@ -49,7 +49,15 @@ def interval_ms(interval: str) -> int:
 
 
 def validate_interval(interval: str) -> str:
+    """An interval the daily loaders support (on a fixed grid within a UTC day)."""
     interval_ms(interval)
+    return interval
+
+
+def validate_rest_interval(interval: str) -> str:
+    """Any interval /fapi/v1/klines accepts, including 3d, 1w and 1M."""
+    if interval not in ALL_REST_INTERVALS:
+        raise InvalidInputError(f"unknown interval {interval!r}: expected one of {', '.join(ALL_REST_INTERVALS)}")
     return interval
 
 

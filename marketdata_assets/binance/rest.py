@@ -29,12 +29,12 @@ from marketdata_assets.binance.errors import (
 )
 from marketdata_assets.binance.exchange_info import SymbolInfo, parse_exchange_info, trading_perpetuals
 from marketdata_assets.binance.intervals import (
-    ALL_REST_INTERVALS,
     DAY_MS,
     INTERVAL_MS,
     InvalidInputError,
     expected_open_times,
     ms_to_datetime,
+    validate_rest_interval,
     validate_symbol,
 )
 from marketdata_assets.binance.klines import RawKlines, raw_klines_from_rest
@@ -124,12 +124,6 @@ def depth_weight(limit: int) -> int:
         raise InvalidInputError(
             f"depth limit {limit!r} is not valid: expected one of {', '.join(map(str, DEPTH_WEIGHTS))}"
         ) from None
-
-
-def validate_rest_interval(interval: str) -> str:
-    if interval not in ALL_REST_INTERVALS:
-        raise InvalidInputError(f"unknown interval {interval!r}: expected one of {', '.join(ALL_REST_INTERVALS)}")
-    return interval
 
 
 def _validate_range(start_ms: int, end_ms: int) -> None:
