@@ -6,6 +6,8 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 .PHONY: setup run demo sim test lint bench
 SIM_PORT ?= 8765
+HOST ?= 127.0.0.1
+PORT ?= 3000
 SIM_URL := http://127.0.0.1:$(SIM_PORT)
 
 setup: $(VENV)/.installed
@@ -21,7 +23,7 @@ run: setup
 	mkdir -p $(DAGSTER_HOME) data
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/marketdata db upgrade
-	$(BIN)/dagster dev -w workspace.yaml -h 0.0.0.0 -p 3000
+	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
 # `make run` against the local Binance instead of the real one (no network needed).
 demo: setup
@@ -30,7 +32,7 @@ demo: setup
 	$(BIN)/marketdata sim --port $(SIM_PORT) & SIM_PID=$$!; trap "kill $$SIM_PID" EXIT INT TERM; \
 	export BINANCE_FAPI_URL=$(SIM_URL) BINANCE_ARCHIVE_URL=$(SIM_URL) \
 	       BINANCE_ARCHIVE_LISTING_URL=$(SIM_URL)/data.binance.vision BINANCE_WS_URL=ws://127.0.0.1:$(SIM_PORT); \
-	$(BIN)/marketdata db upgrade && $(BIN)/dagster dev -w workspace.yaml -h 0.0.0.0 -p 3000
+	$(BIN)/marketdata db upgrade && $(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
 # The local Binance on port 8765 (REST + WebSocket + archive).
 sim: setup
