@@ -34,7 +34,8 @@ def test_default_location_has_one_asset_per_interval_with_pool_policy_and_checks
         assert {"schema", "gaps", "duplicates", "ohlc", "continuity"} <= names
         assert ("agrees_with_1m" in names) == (interval != "1m")
     assert {s.name for s in defs.sensors} == {
-        "symbol_discovery", "gap_repair", "archive_settlement", "stream_monitor", "stream_gap_repair"
+        "symbol_discovery", "gap_repair", "archive_settlement", "stream_monitor", "stream_gap_repair",
+        "gap_repair_price_klines", "gap_repair_funding_rates", "gap_repair_agg_trades",
     }
     assert {s.name for s in defs.schedules} == {"daily_refresh"}
 

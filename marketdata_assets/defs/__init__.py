@@ -10,6 +10,11 @@ import dagster as dg
 
 from marketdata_assets.defs.agg_trades.assets import build_agg_trades_asset, build_agg_trades_checks
 from marketdata_assets.defs.config import CodeLocationConfig
+from marketdata_assets.defs.datasets.repair_sensors import (
+    build_dataset_repair_sensors,
+    plain_ledger,
+    price_kline_ledger,
+)
 from marketdata_assets.defs.exchange.assets import build_exchange_info_asset
 from marketdata_assets.defs.exchange.sensors import build_symbol_discovery_sensor
 from marketdata_assets.defs.funding.assets import build_funding_asset, build_funding_checks
@@ -22,6 +27,8 @@ from marketdata_assets.defs.price_klines import build_price_klines
 from marketdata_assets.defs.resources import MarketDataResource
 from marketdata_assets.defs.streaming.assets import build_stream_specs
 from marketdata_assets.defs.streaming.sensors import build_stream_gap_repair_sensor, build_stream_monitor_sensor
+from marketdata_assets.ingest.agg_trades import DATASET as AGG_DATASET
+from marketdata_assets.ingest.funding import DATASET as FUNDING_DATASET
 
 
 def build_definitions(
@@ -33,14 +40,22 @@ def build_definitions(
     klines = [build_kline_asset(i, partitions, config.days_per_run) for i in config.intervals]
     checks = [build_kline_checks(i, partitions) for i in config.intervals]
     price_klines, price_checks = build_price_klines(config.intervals, partitions, config.days_per_run)
+    funding, agg_trades = build_funding_asset(partitions, config.days_per_run), build_agg_trades_asset(partitions)
+    dataset_checks = [*price_checks, build_funding_checks(partitions), build_agg_trades_checks(partitions)]
+    repair_groups = {
+        "price_klines": (price_klines, price_kline_ledger),
+        "funding_rates": ([funding], plain_ledger(FUNDING_DATASET)),
+        "agg_trades": ([agg_trades], plain_ledger(AGG_DATASET)),
+    }
     return dg.Definitions(
-        assets=[build_exchange_info_asset(config.symbols), *klines, *price_klines,
-                build_funding_asset(partitions, config.days_per_run), build_agg_trades_asset(partitions),
+        assets=[build_exchange_info_asset(config.symbols), *klines, *price_klines, funding, agg_trades,
                 *build_stream_specs()],
-        asset_checks=[*checks, *price_checks, build_funding_checks(partitions), build_agg_trades_checks(partitions)],
+        asset_checks=[*checks, *dataset_checks],
         sensors=[
             build_symbol_discovery_sensor(config.symbols),
             build_gap_repair_sensor(config.intervals, config.repair_max_attempts, config.repair_backoff_seconds),
+            *build_dataset_repair_sensors(repair_groups, dataset_checks, config.repair_max_attempts,
+                                          config.repair_backoff_seconds),
             build_archive_settlement_sensor(config.intervals, config.start_date),
             build_stream_monitor_sensor(),
             build_stream_gap_repair_sensor(config.intervals),

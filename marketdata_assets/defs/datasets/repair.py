@@ -1,0 +1,162 @@
+"""One gap-repair sensor factory for every dataset: a failed `gaps` check becomes a run of that partition.
+
+Each `RepairTarget` names an asset, the ledger row its partitions are recorded in (dataset, interval) and
+the checks a repair run executes (all of the asset's checks, so the run shows whether it fixed the day).
+Bounded: at most `max_attempts` per failure episode (the ledger's `repair_attempts`, which the checks
+reset when `gaps` passes), exponential backoff between attempts; run keys make a tick idempotent; run
+tags say why the run exists. Checks that pass with a warning (exchange gaps) are never retried.
+
+The kline sensor `gap_repair` (defs/klines/sensors.py) and the per-dataset sensors `gap_repair_<group>`
+(price klines, funding rates, aggregate trades, metrics, book depth) are all built here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+import dagster as dg
+import sqlalchemy as sa
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from sqlalchemy.engine import Engine
+
+from marketdata_assets.defs.constants import (
+    GAP_CHECK,
+    REASON_REPAIR,
+    TAG_GAPS,
+    TAG_REASON,
+    TAG_REPAIR_ATTEMPT,
+)
+from marketdata_assets.defs.klines.partitions import SYMBOLS_PARTITIONS_NAME, parse_partition_key
+from marketdata_assets.defs.resources import MarketDataResource
+from marketdata_assets.storage.tables import partition_ledger as ledger
+
+MAX_RUNS_PER_TICK = 50
+
+
+@dataclass(frozen=True)
+class RepairTarget:
+    """An asset whose failed `gaps` check partitions the sensor re-runs, and where its ledger rows live."""
+
+    asset_key: dg.AssetKey
+    dataset: str
+    interval: str = ""
+    check_keys: tuple[dg.AssetCheckKey, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.asset_key.path[-1]
+
+    @property
+    def gap_check_key(self) -> dg.AssetCheckKey:
+        return dg.AssetCheckKey(self.asset_key, GAP_CHECK)
+
+
+def target_for(assets_def: dg.AssetsDefinition, checks: Sequence[dg.AssetChecksDefinition], dataset: str,
+               interval: str = "", tags: Mapping[str, str] | None = None) -> RepairTarget:
+    """The target of one asset, with every check of `checks` that belongs to it."""
+    key = assets_def.key
+    check_keys = tuple(sorted((k for c in checks for k in c.check_keys if k.asset_key == key),
+                              key=lambda k: k.name))
+    return RepairTarget(key, dataset, interval, check_keys, dict(tags or {}))
+
+
+def repair_run_request(target: RepairTarget, pk: str, run_key: str, tags: Mapping[str, str]) -> dg.RunRequest:
+    """A run of one partition of the target's asset with all its checks."""
+    return dg.RunRequest(
+        run_key=run_key,
+        asset_selection=[target.asset_key],
+        asset_check_keys=list(target.check_keys) or None,
+        partition_key=pk,
+        tags={**target.tags, **tags},
+    )
+
+
+def backoff_seconds(base: int, attempt: int) -> float:
+    """Wait before attempt `attempt + 1`: base, 4 x base, 16 x base, ..."""
+    return float(base) * 4 ** max(attempt - 1, 0)
+
+
+def ledger_repair_attempts(engine: Engine, dataset: str, symbol: str, interval: str, day: date) -> int:
+    """The repair count the ledger holds for one partition (0 without a ledger row)."""
+    query = sa.select(ledger.c.repair_attempts).where(
+        ledger.c.dataset == dataset, ledger.c.symbol == symbol, ledger.c.interval == interval, ledger.c.day == day)
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar() or 0)
+
+
+def build_repair_sensor(
+    name: str,
+    targets: Sequence[RepairTarget],
+    max_attempts: int = 3,
+    backoff_base_seconds: int = 600,
+    interval_seconds: int = 60,
+) -> dg.SensorDefinition:
+    """A sensor re-running the partitions of `targets` whose `gaps` check failed (see module docstring)."""
+    by_name = {t.name: t for t in targets}
+    gap_keys = [t.gap_check_key for t in targets]
+
+    @dg.sensor(
+        name=name,
+        minimum_interval_seconds=interval_seconds,
+        target=dg.AssetSelection.assets(*[t.asset_key for t in targets]),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Re-runs partitions of {', '.join(sorted(by_name))} whose gaps check failed: at most "
+                    f"{max_attempts} attempts per failure, backoff from {backoff_base_seconds}s, tagged "
+                    f"{TAG_REASON}={REASON_REPAIR}.",
+    )
+    def _repair(context: dg.SensorEvaluationContext, marketdata: MarketDataResource):
+        state = json.loads(context.cursor) if context.cursor else {}
+        after: int | None = state.get("after")
+        # "klines_1h|2024-01-01|BTCUSDT" -> {"not_before": epoch s, "attempts": n}
+        pending: dict[str, dict] = state.get("pending", {})
+        infos = context.instance.event_log_storage.get_asset_check_partition_info(gap_keys, after_storage_id=after)
+        for info in infos:
+            if info.partition_key is None:
+                continue
+            after = max(after or 0, info.latest_check_event_storage_id or 0)
+            entry = f"{info.check_key.asset_key.path[-1]}|{info.partition_key}"
+            if info.latest_execution_status == AssetCheckExecutionRecordStatus.FAILED:
+                pending.setdefault(entry, {"not_before": 0.0, "attempts": 0})
+            elif info.latest_execution_status == AssetCheckExecutionRecordStatus.SUCCEEDED:
+                pending.pop(entry, None)
+
+        now = time.time()
+        known_symbols = set(context.instance.get_dynamic_partitions(SYMBOLS_PARTITIONS_NAME))
+        runs: list[dg.RunRequest] = []
+        runtime = marketdata.runtime() if pending else None
+        for entry, item in sorted(pending.items()):
+            if len(runs) >= MAX_RUNS_PER_TICK or now < item["not_before"]:
+                continue
+            asset_name, pk = entry.split("|", 1)
+            target = by_name.get(asset_name)
+            day, symbol = parse_partition_key(pk)
+            if target is None or symbol not in known_symbols:
+                pending.pop(entry)
+                continue
+            attempts = max(item["attempts"],
+                           ledger_repair_attempts(runtime.engine, target.dataset, symbol, target.interval, day))
+            if attempts >= max_attempts:
+                context.log.warning(f"{asset_name} {pk}: gaps still failing after {attempts} repair attempt(s); "
+                                    "giving up (see `marketdata gaps`)")
+                pending.pop(entry)
+                continue
+            recorded = runtime.repo.record_repair_attempt(target.dataset, symbol, target.interval, day)
+            attempt = max(int(recorded or 0), attempts + 1)
+            item.update(attempts=attempt, not_before=now + backoff_seconds(backoff_base_seconds, attempt))
+            runs.append(repair_run_request(
+                target, pk, run_key=f"{REASON_REPAIR}:{asset_name}:{pk}:{attempt}",
+                tags={TAG_REASON: REASON_REPAIR, TAG_REPAIR_ATTEMPT: str(attempt),
+                      TAG_GAPS: f"{asset_name}:{GAP_CHECK} failed for {pk}"},
+            ))
+        cursor = json.dumps({"after": after, "pending": pending}, sort_keys=True)
+        if not runs:
+            return dg.SensorResult(skip_reason=f"nothing to repair ({len(pending)} waiting for backoff or a run)",
+                                   cursor=cursor)
+        return dg.SensorResult(run_requests=runs, cursor=cursor)
+
+    return _repair
