@@ -49,8 +49,11 @@ def test_range_run_reports_each_day_on_its_own_partition(md_defs, dg_instance, m
 
     evaluations = check_results(result)
     assert {p for _, p in evaluations} == set(days)
-    assert {n for n, _ in evaluations} == {"schema", "gaps", "duplicates", "ohlc", "continuity", "agrees_with_1m"}
+    assert {n for n, _ in evaluations} == {"rows", "gaps", "continuity", "agrees_with_1m"}
     assert all(e.passed for e in evaluations.values())
+    # the row check's three parts (schema, duplicates, OHLC invariants) each have their verdict
+    for part in ("schema", "duplicates", "ohlc"):
+        assert evaluations[("rows", days[2])].metadata[f"{part}_status"].value == "passed"
     # day 2 and 3 are compared with the previous day's last bar, day 1's previous day is not stored
     assert evaluations[("continuity", days[1])].metadata["compared"].value is True
     assert evaluations[("continuity", days[0])].metadata["compared"].value is False

@@ -45,7 +45,7 @@ def test_daily_schedule_at_0015_utc_requests_yesterday_for_every_symbol_and_inte
     assert all(r.tags[TAG_REASON] == REASON_DAILY for r in data.run_requests)
     assert len({r.run_key for r in data.run_requests}) == len(data.run_requests) == 2
     # every run also runs the checks of the day
-    assert all(len(r.asset_check_keys) == 12 for r in data.run_requests)  # 6 per interval
+    assert all(len(r.asset_check_keys) == 8 for r in data.run_requests)  # rows, gaps, continuity, agrees_with_1m
 
 
 def test_discovery_adds_trading_perpetuals_removes_unconfigured_and_delisted_stop_being_scheduled(

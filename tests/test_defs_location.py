@@ -31,13 +31,14 @@ def test_default_location_has_one_asset_per_interval_with_pool_policy_and_checks
         assert isinstance(assets_def.partitions_def, dg.MultiPartitionsDefinition)
         assert dg.AssetKey("exchange_info") in graph.get(key).parent_keys
         names = {k.name for k in graph.get(key).check_keys}
-        assert {"schema", "gaps", "duplicates", "ohlc", "continuity"} <= names
+        assert {"rows", "gaps", "continuity"} <= names
         assert ("agrees_with_1m" in names) == (interval != "1m")
     assert {s.name for s in defs.sensors} == {
         "symbol_discovery", "gap_repair", "archive_settlement", "stream_monitor", "stream_gap_repair",
         "gap_repair_price_klines", "gap_repair_funding_rates", "gap_repair_agg_trades",
+        "gap_repair_metrics", "gap_repair_book_depth",
     }
-    assert {s.name for s in defs.schedules} == {"daily_refresh"}
+    assert {s.name for s in defs.schedules} == {"daily_refresh", "ticker_24h_hourly"}
 
 
 def test_configuration_from_environment_and_file(tmp_path):

@@ -59,7 +59,7 @@ def test_deleted_row_fails_gap_check_and_repair_sensor_fixes_exactly_that_partit
     gaps = check_results(checked, "gaps")[("gaps", PK)]
     assert not gaps.passed
     assert gaps.metadata["fillable_bars"].value == 1
-    assert check_results(checked, "ohlc")[("ohlc", PK)].passed
+    assert check_results(checked, "rows")[("rows", PK)].passed
     assert _ledger(md_resource, "1h", date(2024, 3, 4)).check_status == "failed"
 
     tick = _tick(md_defs, dg_instance, md_resource)
@@ -113,3 +113,34 @@ def test_repairs_are_bounded_by_backoff_and_attempts(md_defs, dg_instance, md_re
     repo.record_repair_attempt("klines", "BTCUSDT", "1h", date(2024, 3, 4))
     repo.record_repair_attempt("klines", "BTCUSDT", "1h", date(2024, 3, 4))
     assert _tick(md_defs, dg_instance, md_resource).run_requests == []
+
+
+def test_a_broken_bar_fails_the_row_check_of_its_own_day_naming_the_ohlc_part(md_defs, dg_instance, md_resource):
+    import sqlalchemy as sa
+
+    from marketdata_assets.storage.tables import kline_data
+
+    days = ["2024-03-04|BTCUSDT", "2024-03-05|BTCUSDT"]
+    for pk in days:
+        assert _materialize(md_defs, dg_instance, md_resource, "1h", pk).success
+    engine = md_resource.runtime().engine
+    with engine.begin() as conn:  # high below the open: an exchange never sends that
+        conn.execute(sa.update(kline_data).where(
+            kline_data.c.symbol == "BTCUSDT", kline_data.c.interval == "1h",
+            kline_data.c.open_time == datetime(2024, 3, 5, 7, tzinfo=UTC)).values(high=1))
+    checked = dg.materialize(
+        [md_defs.get_assets_def(kline_asset_key("1h")), *md_defs.asset_checks],
+        selection=dg.AssetSelection.checks_for_assets(kline_asset_key("1h")),
+        tags={"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[1]},
+        instance=dg_instance, resources={"marketdata": md_resource}, raise_on_error=False,
+    )
+    rows = check_results(checked, "rows")
+    assert rows[("rows", days[0])].passed
+    broken = rows[("rows", days[1])]
+    assert not broken.passed
+    assert "ohlc failed: 1 bar(s) break OHLC invariants" in broken.description
+    assert broken.metadata["ohlc_status"].value == "failed"
+    assert broken.metadata["duplicates_status"].value == "passed"
+    assert "high < open/close" in broken.metadata["ohlc_violations"].value[0]
+    assert _ledger(md_resource, "1h", date(2024, 3, 5)).check_status == "failed"
+    assert _ledger(md_resource, "1h", date(2024, 3, 4)).check_status == "passed"

@@ -61,6 +61,20 @@ def split_by_day(frame: pd.DataFrame, days: Sequence[date]) -> dict[date, pd.Dat
     return out
 
 
+def combine_parts(day: date, parts: dict[str, DayCheck]) -> DayCheck:
+    """One verdict from several named parts: the worst status; the description names every part that did
+    not pass (or lists what held); the metadata keeps each part's status and a failing part's details."""
+    rank = {PASSED: 0, WARNING: 1, FAILED: 2}
+    worst = max((p.status for p in parts.values()), key=rank.__getitem__, default=PASSED)
+    meta: dict[str, Any] = {f"{name}_status": part.status for name, part in parts.items()}
+    for name, part in parts.items():
+        if part.status != PASSED:
+            meta.update({f"{name}_{key}": value for key, value in part.metadata.items()})
+    bad = [f"{name} {part.status}: {part.description}" for name, part in parts.items() if part.status != PASSED]
+    description = "; ".join(bad) if bad else "; ".join(part.description for part in parts.values())
+    return DayCheck(day, worst, description, meta)
+
+
 # -- gaps ---------------------------------------------------------------------------------------------
 def _contiguous(bars: np.ndarray, step: int, interval: str, cls: str) -> list[Gap]:
     breaks = np.nonzero(np.diff(bars) != step)[0]
@@ -171,6 +185,41 @@ def ohlc_violations(frame: pd.DataFrame) -> pd.Series:
     for name, mask in reversed(rules):
         reasons[mask.to_numpy()] = name
     return reasons
+
+
+def ohlc_broken(frame: pd.DataFrame) -> np.ndarray:
+    """Per row, whether any OHLC invariant is broken: the same rules as `ohlc_violations`, as plain
+    numpy over the whole frame (a symbol-year of 1m bars in one pass instead of 365 pandas passes)."""
+    if frame.empty:
+        return np.zeros(0, dtype=bool)
+    o, h, lo, c = (frame[k].to_numpy(dtype=float) for k in ("open", "high", "low", "close"))
+    vol, qvol = frame["volume"].to_numpy(dtype=float), frame["quote_volume"].to_numpy(dtype=float)
+    return (
+        (lo > np.minimum(o, c)) | (h < np.maximum(o, c)) | (lo > h)
+        | (o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0) | (vol < 0) | (qvol < 0)
+        | (frame["taker_buy_volume"].to_numpy(dtype=float) > vol)
+        | (frame["taker_buy_quote_volume"].to_numpy(dtype=float) > qvol)
+    )
+
+
+def check_ohlc_days(days: Sequence[date], frame: pd.DataFrame) -> dict[date, DayCheck]:
+    """`check_ohlc` for every day of a range from one vectorised pass; only days with a broken bar
+    are looked at row by row (to name the bars)."""
+    times = open_ms(frame)
+    broken = ohlc_broken(frame)
+    day_of_row = times // DAY_MS
+    rows_per_day = dict(zip(*np.unique(day_of_row, return_counts=True), strict=True))
+    bad_days = set(np.unique(day_of_row[broken]).tolist())
+    out = {}
+    for day in days:
+        index = day_start_ms(day) // DAY_MS
+        if index in bad_days:
+            out[day] = check_ohlc(day, frame.iloc[np.nonzero(day_of_row == index)[0]])
+        elif rows_per_day.get(index, 0):
+            out[day] = DayCheck(day, PASSED, "OHLC invariants hold", {"violations": 0})
+        else:
+            out[day] = DayCheck(day, PASSED, "no rows to check", {"violations": 0})
+    return out
 
 
 def check_ohlc(day: date, frame: pd.DataFrame) -> DayCheck:
