@@ -23,12 +23,15 @@ from marketdata_assets.defs.klines.checks import build_kline_checks
 from marketdata_assets.defs.klines.partitions import kline_partitions
 from marketdata_assets.defs.klines.schedules import build_daily_schedule
 from marketdata_assets.defs.klines.sensors import build_archive_settlement_sensor, build_gap_repair_sensor
+from marketdata_assets.defs.market_stats.assets import build_stats_asset, build_stats_checks
+from marketdata_assets.defs.market_stats.ticker import ticker_24h_asset, ticker_24h_check, ticker_24h_schedule
 from marketdata_assets.defs.price_klines import build_price_klines
 from marketdata_assets.defs.resources import MarketDataResource
 from marketdata_assets.defs.streaming.assets import build_stream_specs
 from marketdata_assets.defs.streaming.sensors import build_stream_gap_repair_sensor, build_stream_monitor_sensor
 from marketdata_assets.ingest.agg_trades import DATASET as AGG_DATASET
 from marketdata_assets.ingest.funding import DATASET as FUNDING_DATASET
+from marketdata_assets.ingest.market_stats import BOOK_DEPTH, METRICS
 
 
 def build_definitions(
@@ -41,16 +44,19 @@ def build_definitions(
     checks = [build_kline_checks(i, partitions) for i in config.intervals]
     price_klines, price_checks = build_price_klines(config.intervals, partitions, config.days_per_run)
     funding, agg_trades = build_funding_asset(partitions, config.days_per_run), build_agg_trades_asset(partitions)
-    dataset_checks = [*price_checks, build_funding_checks(partitions), build_agg_trades_checks(partitions)]
+    stats = {d.name: build_stats_asset(d, partitions) for d in (METRICS, BOOK_DEPTH)}
+    dataset_checks = [*price_checks, build_funding_checks(partitions), build_agg_trades_checks(partitions),
+                      *[build_stats_checks(d, partitions) for d in (METRICS, BOOK_DEPTH)]]
     repair_groups = {
         "price_klines": (price_klines, price_kline_ledger),
         "funding_rates": ([funding], plain_ledger(FUNDING_DATASET)),
         "agg_trades": ([agg_trades], plain_ledger(AGG_DATASET)),
+        **{name: ([asset], plain_ledger(name)) for name, asset in stats.items()},
     }
     return dg.Definitions(
         assets=[build_exchange_info_asset(config.symbols), *klines, *price_klines, funding, agg_trades,
-                *build_stream_specs()],
-        asset_checks=[*checks, *dataset_checks],
+                *stats.values(), ticker_24h_asset, *build_stream_specs()],
+        asset_checks=[*checks, *dataset_checks, ticker_24h_check],
         sensors=[
             build_symbol_discovery_sensor(config.symbols),
             build_gap_repair_sensor(config.intervals, config.repair_max_attempts, config.repair_backoff_seconds),
@@ -60,7 +66,7 @@ def build_definitions(
             build_stream_monitor_sensor(),
             build_stream_gap_repair_sensor(config.intervals),
         ],
-        schedules=[build_daily_schedule(config.intervals)],
+        schedules=[build_daily_schedule(config.intervals), ticker_24h_schedule],
         resources={"marketdata": marketdata or MarketDataResource()},
         # Steps of a run execute in the run's process: a step subprocess costs several seconds of imports
         # on a small machine, far more than a day's load; parallelism comes from runs (pool-bounded).

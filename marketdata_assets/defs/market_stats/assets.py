@@ -1,0 +1,145 @@
+"""`metrics` and `book_depth`: the archive's daily statistics per UTC day and symbol, with a `gaps` check.
+
+One factory for both (`StatsLoader` in ingest/market_stats.py does the work): rows and the day's ledger
+row in one transaction; corrections of the file (rows sorted, exact duplicates dropped) are reported in
+the run's metadata (`corrections`), a changed layout or a row for another symbol fails the run naming
+the file. Expected rows per day: metrics 288 (every 5 min), book depth 2880 snapshots per band.
+"""
+
+import warnings
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from marketdata_assets.binance.intervals import InvalidInputError
+from marketdata_assets.defs.constants import BINANCE_POOL, EXCHANGE_INFO_KEY
+from marketdata_assets.defs.datasets.common import evaluations, record_check_status, run_partitions
+from marketdata_assets.defs.klines import evaluate as ev
+from marketdata_assets.defs.klines.partitions import partition_key
+from marketdata_assets.defs.resources import MarketDataResource
+from marketdata_assets.ingest.market_stats import (
+    FAILED,
+    StatsDataset,
+    StatsDayResult,
+    StatsLoader,
+    check_day,
+    window,
+)
+
+DAYS_PER_RUN = 31
+DESCRIPTIONS = {
+    "metrics": "Binance USD-M Futures open interest and long/short ratios every 5 minutes (the archive's daily "
+               "`metrics` files; rows sorted and exact duplicates dropped, both reported). Rows in "
+               "`open_interest_metrics`, per-day figures in `partition_ledger`. Expected: 288 rows a day.",
+    "book_depth": "Binance USD-M Futures order book depth per band (+-1..5 %) about every 30 s (the archive's "
+                  "daily `bookDepth` files). Rows in `book_depth`, per-day figures in `partition_ledger`. "
+                  "Expected: 2880 snapshots a day per band.",
+}
+GAP_DESCRIPTION = ("Stored rows against the day's load: rows lost since, or stretches without rows the file had, "
+                   "fail (the repair re-runs the partition); stretches the archive file itself lacks only warn.")
+
+
+def stats_asset_key(dataset: StatsDataset) -> dg.AssetKey:
+    return dg.AssetKey(dataset.name)
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+
+
+def day_metadata(result: StatsDayResult) -> dict:
+    meta = {
+        "status": result.status,
+        "dagster/row_count": result.rows,
+        "expected_rows": result.expected_rows,
+        "stamps": result.times,
+        "archive_checksum": result.archive_checksum or "",
+        "archive_gaps": dg.MetadataValue.json([[_iso(a), _iso(b)] for a, b in result.missing[:50]]),
+        "corrections": dg.MetadataValue.json(result.corrections),
+    }
+    if result.bands:
+        meta["bands"] = result.bands
+    if result.notes:
+        meta["notes"] = dg.MetadataValue.text("\n".join(result.notes))
+    if result.error:
+        meta["error"] = dg.MetadataValue.text(result.error)
+    return meta
+
+
+def build_stats_asset(dataset: StatsDataset, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    key = stats_asset_key(dataset)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+
+        @dg.asset(
+            key=key,
+            partitions_def=partitions_def,
+            backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=DAYS_PER_RUN),
+            pool=BINANCE_POOL,
+            deps=[EXCHANGE_INFO_KEY],
+            group_name="market_stats",
+            kinds={"python", "binance"},
+            metadata={"table": dataset.table.name, "archive_type": dataset.data_type},
+            description=DESCRIPTIONS[dataset.name],
+        )
+        def _stats(context: dg.AssetExecutionContext, marketdata: MarketDataResource) -> dg.MaterializeResult:
+            grouped = run_partitions(dataset.name, context.partition_keys)
+            runtime = marketdata.runtime()
+            loader = StatsLoader(dataset, runtime.engine, runtime.rest, runtime.archive)
+            results: list[StatsDayResult] = []
+            for symbol, days in grouped.items():
+                try:
+                    results += loader.load(symbol, days)
+                except InvalidInputError as exc:
+                    shown = ", ".join(str(partition_key(d, symbol)) for d in days[:5])
+                    raise dg.Failure(description=f"{dataset.name} partition(s) {shown}: {exc}") from None
+            if len(results) > 1:
+                for result in results:
+                    context.log_event(dg.AssetObservation(
+                        asset_key=key, partition=str(partition_key(result.day, result.symbol)),
+                        metadata=day_metadata(result)))
+            failed = [r for r in results if r.status == FAILED]
+            if failed:
+                causes = "; ".join(f"{partition_key(r.day, r.symbol)}: {r.error}" for r in failed[:10])
+                raise dg.Failure(
+                    description=f"{dataset.name}: {len(failed)} of {len(results)} day(s) failed and were not "
+                                f"stored: {causes}",
+                    metadata={"failed_partitions": [str(partition_key(r.day, r.symbol)) for r in failed]})
+            if len(results) == 1:
+                return dg.MaterializeResult(metadata=day_metadata(results[0]))
+            return dg.MaterializeResult(metadata={
+                "partitions": len(results),
+                "dagster/row_count": sum(r.rows for r in results),
+                "expected_rows": sum(r.expected_rows for r in results),
+                "corrections": dg.MetadataValue.json([c for r in results for c in r.corrections][:50]),
+            })
+
+    return _stats
+
+
+def build_stats_checks(dataset: StatsDataset, partitions_def: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
+    key = stats_asset_key(dataset)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        specs = [dg.AssetCheckSpec("gaps", asset=key, partitions_def=partitions_def, description=GAP_DESCRIPTION)]
+
+    @dg.multi_asset_check(specs=specs, can_subset=True, name=f"{dataset.name}_checks")
+    def _checks(context: dg.AssetCheckExecutionContext, marketdata: MarketDataResource) -> Iterator:
+        grouped = run_partitions(dataset.name, context.partition_keys)
+        runtime = marketdata.runtime()
+        loader = StatsLoader(dataset, runtime.engine, runtime.rest, runtime.archive)
+        now = loader.now_ms()
+        for symbol, days in grouped.items():
+            info = loader.symbol_info(symbol)
+            ledger = {r.day: r for r in runtime.repo.get_ledger(dataset.name, symbol, "", days[0], days[-1])}
+            verdicts: dict = {"gaps": {}}
+            for day in days:
+                status, description, meta = check_day(dataset, loader.store, symbol, day, ledger.get(day),
+                                                       *window(dataset, info, day, now))
+                verdicts["gaps"][day] = ev.DayCheck(day, status, description, meta)
+            evals, statuses, passed_days = evaluations(key, symbol, days, verdicts)
+            yield from evals
+            record_check_status(runtime.engine, dataset.name, symbol, "", statuses, passed_days)
+
+    return _checks
