@@ -26,6 +26,7 @@ from marketdata_assets.defs.klines.sensors import build_archive_settlement_senso
 from marketdata_assets.defs.market_stats.assets import build_stats_asset, build_stats_checks
 from marketdata_assets.defs.market_stats.ticker import ticker_24h_asset, ticker_24h_check, ticker_24h_schedule
 from marketdata_assets.defs.price_klines import build_price_klines
+from marketdata_assets.defs.quality.assets import build_quality_asset
 from marketdata_assets.defs.resources import MarketDataResource
 from marketdata_assets.defs.streaming.assets import build_stream_specs
 from marketdata_assets.defs.streaming.sensors import build_stream_gap_repair_sensor, build_stream_monitor_sensor
@@ -53,9 +54,10 @@ def build_definitions(
         "agg_trades": ([agg_trades], plain_ledger(AGG_DATASET)),
         **{name: ([asset], plain_ledger(name)) for name, asset in stats.items()},
     }
+    daily = [*klines, *price_klines, funding, agg_trades, *stats.values()]
+    quality = build_quality_asset(partitions, _scored_datasets(daily), [a.key for a in daily])
     return dg.Definitions(
-        assets=[build_exchange_info_asset(config.symbols), *klines, *price_klines, funding, agg_trades,
-                *stats.values(), ticker_24h_asset, *build_stream_specs()],
+        assets=[build_exchange_info_asset(config.symbols), *daily, quality, ticker_24h_asset, *build_stream_specs()],
         asset_checks=[*checks, *dataset_checks, ticker_24h_check],
         sensors=[
             build_symbol_discovery_sensor(config.symbols),
@@ -72,6 +74,21 @@ def build_definitions(
         # on a small machine, far more than a day's load; parallelism comes from runs (pool-bounded).
         executor=dg.in_process_executor,
     )
+
+
+def _scored_datasets(assets: list[dg.AssetsDefinition]) -> list[tuple[str, str]]:
+    """(ledger dataset, interval) of each daily asset, for the quality score: kline assets carry their
+    interval (and price klines their kind) in metadata; the others are their own ledger dataset."""
+    out = []
+    for assets_def in assets:
+        meta = assets_def.metadata_by_key[assets_def.key]
+        if "kind" in meta:
+            out.append(price_kline_ledger(assets_def))
+        elif "interval" in meta:
+            out.append(("klines", meta["interval"]))
+        else:
+            out.append((assets_def.key.path[-1], ""))
+    return out
 
 
 __all__ = ["CodeLocationConfig", "MarketDataResource", "build_definitions"]

@@ -1,0 +1,1 @@
+"""The daily data quality score per symbol (`data_quality`)."""
