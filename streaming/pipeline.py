@@ -32,13 +32,15 @@ from streaming.trades import Seen
 log = logging.getLogger(__name__)
 
 RowSink = Callable[[str, tuple], Awaitable[None]]
+RowSinkNowait = Callable[[str, tuple], bool]  # False: no room now (then the awaitable sink waits)
 SAMPLE_LOG_EVERY_S = 10.0
 
 
 class Pipeline:
     def __init__(self, sink: RowSink | None, books: BookManager, filler: GapFiller, bus: EventBus,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, sink_nowait: RowSinkNowait | None = None) -> None:
         self.sink = sink
+        self.sink_nowait = sink_nowait
         self.books = books
         self.filler = filler
         self.bus = bus
@@ -62,7 +64,11 @@ class Pipeline:
                 connection.on_control(message)
             return
         data = message.data
-        if isinstance(data, list):
+        if type(data) is AggTrade:  # the busiest stream (tens of thousands a second): straight through
+            await self._trade(data)
+            if connection is not None:
+                connection.last_event_ms = data.event_time
+        elif isinstance(data, list):
             for item in data:
                 await self.on_event(item)
             if data and connection is not None:
@@ -96,12 +102,13 @@ class Pipeline:
             self._count["book_ticker"]()
 
     async def _put(self, kind: str, row: tuple) -> None:
-        if self.sink is not None:
+        # Queue without a coroutine when there is room (nearly always); await only for backpressure.
+        if self.sink is not None and (self.sink_nowait is None or not self.sink_nowait(kind, row)):
             await self.sink(kind, row)
         self.bus.publish_row(kind, row)
 
     async def _trade(self, trade: AggTrade) -> None:
-        self._count["trade"]()
+        self.metrics.messages.inc(1, "trade")
         self.latest_event_ms = trade.event_time
         seen = self.filler.ids(trade.symbol).see(trade.agg_id)
         if seen is Seen.DUPLICATE:

@@ -58,7 +58,7 @@ class MarketDataService:
                  streams_per_connection: int = MAX_STREAMS_PER_CONNECTION, batch_size: int = 2000,
                  max_pending: int = 50_000, linger_s: float = 0.002, rest: Any = None, engine: Any = None,
                  migrate: bool = True, check_symbols: bool = True, backoff_base_s: float = 0.05,
-                 freeze_gc: bool = True) -> None:
+                 freeze_gc: bool = True, pipelined_writes: bool = True) -> None:
         self.settings = settings
         self.interval = interval or settings.default_interval
         self.metrics = Metrics()
@@ -88,13 +88,14 @@ class MarketDataService:
             spool = Path(spool_dir) if spool_dir else Path(tempfile.gettempdir()) / "marketdata-stream-spool"
             self.writer = BatchWriter(
                 StreamStore(self.engine), spool, metrics=self.metrics, batch_size=batch_size,
-                max_pending=max_pending, linger=linger_s,
+                max_pending=max_pending, linger=linger_s, pipelined=pipelined_writes,
                 notify=notify_payloads if settings.publish_events else None)
         sink = self.writer.put if self.writer is not None else None
         self.books = BookManager(self._snapshot, sink, depth=settings.default_depth, interval=book_interval_s,
                                  metrics=self.metrics, publish=self.bus.publish_row)
         self.filler = GapFiller(self.rest, self._fill_sink, self.metrics)
-        self.pipeline = Pipeline(sink, self.books, self.filler, self.bus, self.metrics)
+        self.pipeline = Pipeline(sink, self.books, self.filler, self.bus, self.metrics,
+                                 sink_nowait=self.writer.put_nowait if self.writer is not None else None)
         self.subscriptions: dict[str, list[StreamSpec]] = {}
         self.connections: list[StreamConnection] = []
         self.health: HealthServer | None = None

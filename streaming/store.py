@@ -67,23 +67,19 @@ JSON_COLUMNS = frozenset({"bids", "asks"})
 GAP_KEY = ("symbol", "stream", "start_time")
 
 
-def _field(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if value is True:
-        return "t"
-    if value is False:
-        return "f"
-    return str(value)
+def _nulls(row: Row) -> Row:
+    return tuple("\\N" if v is None else v for v in row)
 
 
 def copy_text(rows: Sequence[Row], width: int) -> bytes | None:
     """Rows as COPY text in one buffer (one call instead of one per row: the writer's hot path).
 
-    None when some value would need escaping (a tab, newline or backslash): the caller then lets
-    psycopg format the rows one by one. Binance's values (numbers, symbols) never need it.
+    `str()` of each value in C (`map`); PostgreSQL reads Python's `True`/`False` as booleans, and None
+    becomes `\\N` (only rows holding one pay for that). None when some value would need escaping (a tab,
+    newline or backslash): the caller then lets psycopg format the rows one by one. Binance's values
+    (numbers, symbols) never need it.
     """
-    text = "\n".join(["\t".join([_field(v) for v in row]) for row in rows]) + "\n"
+    text = "\n".join(["\t".join(map(str, _nulls(row) if None in row else row)) for row in rows]) + "\n"
     if (text.count("\n") != len(rows) or text.count("\t") != len(rows) * (width - 1)
             or "\r" in text or text.count("\\") != text.count("\\N")):
         return None
@@ -94,8 +90,25 @@ class DatabaseUnavailable(Exception):
     """The database cannot be reached (connection refused, dropped, database missing)."""
 
 
+class _Refused(Exception):
+    """The database refused some row of a combined transaction (rolled back; isolate kind by kind)."""
+
+
+def _noop() -> None:
+    return None
+
+
+# Kinds that go through COPY into a staging table (PostgreSQL); one transaction carries all of them.
+COPY_KINDS = frozenset(KINDS) - {"gaps"}
+CONTENT_ERRORS = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError, ValueError, TypeError)
+
+
 class StreamStore:
     """Writes batches; owns one psycopg connection on PostgreSQL (used from one thread at a time)."""
+
+    def twin(self) -> StreamStore:
+        """A second store on the same engine (its own connection): the writer's pipelined partner."""
+        return StreamStore(self.engine, repository_factory=self._repository_factory)
 
     def __init__(self, engine: Engine, *, repository_factory: Callable[[Engine], Any] | None = None) -> None:
         self.engine = engine
@@ -146,21 +159,70 @@ class StreamStore:
 
     # ------------------------------------------------------------------ batches
 
-    def write(self, batch: dict[str, list[Row]], notify: Callable[[str, list[Row]], list[bytes]] | None = None
+    def write(self, batch: dict[str, list[Row]], notify: Callable[[str, list[Row]], list[bytes]] | None = None,
+              *, previous: Callable[[], None] | None = None, inserted: Callable[[], None] | None = None
               ) -> dict[str, int]:
-        """Store one batch (all kinds); returns rows stored per kind. Bad rows land in `self.rejected`."""
+        """Store one batch (all kinds); returns rows stored per kind. Bad rows land in `self.rejected`.
+
+        PostgreSQL: every COPY kind of the batch in one transaction (one commit, one WAL flush), then
+        klines, then gap rows (a gap's state is committed after the data that filled it).
+        For pipelined writers on two connections: `inserted()` is called once this batch's COPY
+        statements are done (the next batch may start its own: it can wait on our rows' locks, never we
+        on its), and `previous()` before this batch's first commit (commits stay in batch order; it may
+        raise DatabaseUnavailable when the previous batch went to the spool).
+        """
         self.rejected = []
         written: dict[str, int] = {}
-        for kind, rows in batch.items():
-            if not rows:
-                continue
-            if kind == KLINES:
-                written[kind] = self._write_klines(rows)
-            else:
-                written[kind] = self._write_isolating(kind, rows)
+        wait_previous = previous or _noop
+        done_inserting = inserted or _noop
+        try:
+            bulk = [k for k, rows in batch.items() if rows and k in COPY_KINDS] if self.is_postgres else []
+            if bulk:
+                try:
+                    self._copy_together(bulk, batch, wait_previous, done_inserting)
+                    written.update((kind, len(batch[kind])) for kind in bulk)
+                except _Refused:
+                    pass  # rolled back; the loop below isolates the bad rows
+            wait_previous()
+            for kind, rows in batch.items():
+                if rows and kind not in written and kind not in (KLINES, "gaps"):
+                    written[kind] = self._write_isolating(kind, rows)
+            done_inserting()
+            if batch.get(KLINES):
+                written[KLINES] = self._write_klines(batch[KLINES])
+            if batch.get("gaps"):
+                written["gaps"] = self._write_isolating("gaps", batch["gaps"])
+        finally:
+            done_inserting()
         if notify is not None and self.is_postgres:
             self._notify(batch, notify)
         return written
+
+    def _copy_together(self, kinds: list[str], batch: dict[str, list[Row]], wait_previous: Callable[[], None],
+                       done_inserting: Callable[[], None]) -> None:
+        """COPY + INSERT of several kinds in one transaction; _Refused (rolled back) on a content error."""
+        try:
+            conn = self._connection()
+            for kind in kinds:
+                self._ensure_stage(conn, kind)
+            with conn.cursor() as cursor:
+                for kind in kinds:
+                    self._copy_rows(cursor, kind, batch[kind])
+            done_inserting()
+            wait_previous()
+            conn.commit()
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self.close()
+            raise DatabaseUnavailable(str(exc).strip()) from exc
+        except DatabaseUnavailable:
+            self._rollback()
+            raise
+        except CONTENT_ERRORS as exc:
+            self._rollback()
+            raise _Refused(str(exc)) from exc
+        except psycopg.Error:
+            self._rollback()
+            raise
 
     def _write_isolating(self, kind: str, rows: list[Row]) -> int:
         """Write rows; on a content error split the batch in halves until the bad rows are alone."""
@@ -169,8 +231,7 @@ class StreamStore:
             return len(rows)
         except DatabaseUnavailable:
             raise
-        except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError,
-                sa.exc.StatementError, ValueError, TypeError) as exc:
+        except (*CONTENT_ERRORS, sa.exc.StatementError) as exc:
             if len(rows) == 1:
                 message = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300]
                 log.warning("database refused a %s row %r: %s", kind, rows[0], message)
@@ -212,30 +273,34 @@ class StreamStore:
         conn.commit()
         self._staged.add(kind)
 
-    def _copy_insert(self, kind: str, rows: list[Row]) -> None:
+    def _copy_rows(self, cursor: psycopg.Cursor, kind: str, rows: list[Row]) -> None:
+        """COPY rows into the kind's staging table and INSERT them into the target (no commit)."""
         table, columns, times = KINDS[kind]
+        stage = sql.Identifier(self._stage_name(kind))
+        with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(
+                stage, sql.SQL(", ").join(map(sql.Identifier, columns)))) as copy:
+            blob = copy_text(rows, len(columns))
+            if blob is not None:
+                copy.write(blob)
+            else:  # a value needs escaping: let psycopg format every row
+                for row in rows:
+                    copy.write_row(row)
+        selects = [
+            sql.SQL("to_timestamp({} / 1000.0)").format(sql.Identifier(c)) if c in times
+            else sql.Identifier(c)
+            for c in columns
+        ]
+        cursor.execute(sql.SQL(
+            "INSERT INTO {} ({}, ingested_at) SELECT {}, now() FROM {} ON CONFLICT DO NOTHING"
+        ).format(sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns)),
+                 sql.SQL(", ").join(selects), stage))
+
+    def _copy_insert(self, kind: str, rows: list[Row]) -> None:
         try:
             conn = self._connection()
             self._ensure_stage(conn, kind)
-            stage = sql.Identifier(self._stage_name(kind))
             with conn.cursor() as cursor:
-                with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(
-                        stage, sql.SQL(", ").join(map(sql.Identifier, columns)))) as copy:
-                    blob = copy_text(rows, len(columns))
-                    if blob is not None:
-                        copy.write(blob)
-                    else:  # a value needs escaping: let psycopg format every row
-                        for row in rows:
-                            copy.write_row(row)
-                selects = [
-                    sql.SQL("to_timestamp({} / 1000.0)").format(sql.Identifier(c)) if c in times
-                    else sql.Identifier(c)
-                    for c in columns
-                ]
-                cursor.execute(sql.SQL(
-                    "INSERT INTO {} ({}, ingested_at) SELECT {}, now() FROM {} ON CONFLICT DO NOTHING"
-                ).format(sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns)),
-                         sql.SQL(", ").join(selects), stage))
+                self._copy_rows(cursor, kind, rows)
             conn.commit()
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self.close()

@@ -8,6 +8,13 @@ writes it as one transaction (`StreamStore.write`), and loops.
 - Batch by size and time: the writer starts as soon as `batch_size` rows wait, or `linger` seconds
   after the first row; while a transaction runs, rows accumulate, so batches grow under load by
   themselves (throughput) and stay tiny when quiet (latency).
+- Pipelined commits (PostgreSQL): two connections take batches in turn. While one batch's COMMIT
+  waits for its WAL flush (the fixed ~5-10 ms per transaction, PERFORMANCE.md), the next batch is
+  already being COPYed on the other connection; it starts its inserts only once the previous batch's
+  inserts are done (so the earlier batch never waits on the later one's row locks) and commits only
+  after the previous batch is committed (commit order = batch order, as with one connection: gap rows
+  still land after the data that filled them). A batch arriving mid-commit no longer waits for that
+  commit and then for its own whole write.
 - Database down: the batch goes to the disk spool; every `retry_interval` the writer checks the
   database, replays the spool oldest first, then resumes direct writes.
 - `close()` flushes everything (to the database, or to the spool if it is down).
@@ -38,8 +45,13 @@ class BatchWriter:
     def __init__(self, store: StreamStore, spool_dir: str | Path, *, metrics: Metrics | None = None,
                  batch_size: int = 2000, max_pending: int = 50_000, linger: float = 0.002,
                  retry_interval: float = 1.0, notify: Callable[[str, list[Row]], list[bytes]] | None = None,
-                 on_commit: CommitHook | None = None) -> None:
+                 on_commit: CommitHook | None = None, pipelined: bool = True) -> None:
         self.store = store
+        # The second connection exists only where commits cost a WAL flush worth overlapping.
+        self._stores = [store, store.twin()] if pipelined and store.is_postgres else [store]
+        self._free: list[StreamStore] = list(self._stores)
+        self._inflight: set[asyncio.Task] = set()
+        self._last: tuple[threading.Event, threading.Event] | None = None  # (inserted, done) of the last batch
         self.spool = Spool(spool_dir)
         self.metrics = metrics or Metrics()
         self.batch_size = batch_size
@@ -114,14 +126,83 @@ class BatchWriter:
                 try:
                     await asyncio.wait_for(self._has_rows.wait(), self.retry_interval)
                 except TimeoutError:
+                    await self._drain()
                     await asyncio.to_thread(self._recover_if_down)
                     continue
             if not self._closing and self._pending_rows < self.batch_size:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), self.linger)
-            await self._write_pending()
+            if len(self._stores) > 1 and self.db_up:
+                await self._dispatch()
+            else:
+                await self._drain()
+                await self._write_pending()
             if self._closing and not self._pending_rows:
+                await self._drain()
                 return
+
+    async def _drain(self) -> None:
+        """Wait for every pipelined batch in flight (before the serial path, recovery, or exit)."""
+        while self._inflight:
+            await asyncio.wait(set(self._inflight))
+
+    async def _dispatch(self) -> None:
+        """Hand the pending rows to a free connection (waiting while both are busy: the batch grows)."""
+        while not self._free and self._inflight:
+            await asyncio.wait(set(self._inflight), return_when=asyncio.FIRST_COMPLETED)
+        batch = self._take()
+        if not batch:
+            self._progress.set()
+            return
+        store = self._free.pop()
+        previous, mine = self._last, (threading.Event(), threading.Event())
+        self._last = mine
+        rows = sum(len(r) for r in batch.values())
+        task = asyncio.create_task(asyncio.to_thread(self._write_pipelined, store, batch, previous, mine))
+        self._inflight.add(task)
+
+        def finished(done: asyncio.Task) -> None:
+            self._inflight.discard(done)
+            self._free.append(store)
+            self._handled += rows
+            self._progress.set()
+
+        task.add_done_callback(finished)
+
+    def _write_pipelined(self, store: StreamStore, batch: Batch,
+                         previous: tuple[threading.Event, threading.Event] | None,
+                         mine: tuple[threading.Event, threading.Event]) -> None:
+        """Worker thread: one batch on `store`, inserts after the previous batch's, commit after its commit."""
+        inserted, done = mine
+
+        def wait_previous() -> None:
+            if previous is not None:
+                previous[1].wait()
+            if not self.db_up:  # the previous batch went to the spool: keep the order, follow it there
+                raise DatabaseUnavailable("an earlier batch was spooled")
+
+        try:
+            if previous is not None:
+                previous[0].wait()
+            try:
+                self._commit(batch, store, previous=wait_previous, inserted=inserted.set)
+            except DatabaseUnavailable as exc:
+                inserted.set()
+                if previous is not None:
+                    previous[1].wait()
+                with self._db_lock:
+                    if self.db_up:
+                        log.warning("database unavailable (%s): spooling batches to %s", exc, self.spool.directory)
+                        self.db_up = False
+                        self._next_retry = time.monotonic() + self.retry_interval
+                    self._spool(batch)
+        except Exception:  # noqa: BLE001 - neither unreachable nor a refused row: log, keep streaming
+            log.exception("writing a batch of %d rows failed", sum(len(r) for r in batch.values()))
+            for kind, rows in batch.items():
+                self.metrics.rows_rejected.inc(len(rows), TABLE_OF.get(kind, kind))
+        finally:
+            inserted.set()
+            done.set()
 
     def _take(self) -> Batch:
         batch = self._pending
@@ -172,13 +253,14 @@ class BatchWriter:
         self.spool.append(batch)
         self.metrics.batches_spooled.inc()
 
-    def _commit(self, batch: Batch) -> None:
-        written = self.store.write(batch, self.notify)
+    def _commit(self, batch: Batch, store: StreamStore | None = None, **order: Callable[[], None]) -> None:
+        store = store or self.store
+        written = store.write(batch, self.notify, **order)
         committed_ms = time.time() * 1000
         self.batches_written += 1
         for kind, count in written.items():
             self.metrics.rows_written.inc(count, TABLE_OF.get(kind, kind))
-        for kind, _row, _error in self.store.rejected:
+        for kind, _row, _error in store.rejected:
             self.metrics.rows_rejected.inc(1, TABLE_OF.get(kind, kind))
         for kind, rows in batch.items():
             index = EVENT_TIME_INDEX.get(kind)
@@ -204,6 +286,7 @@ class BatchWriter:
     async def retry_now(self) -> bool:
         """Check the database now and replay the spool if it is back; True when it is up."""
         self._next_retry = 0.0
+        await self._drain()
         await asyncio.to_thread(self._recover_if_down)
         return self.db_up
 
@@ -229,7 +312,8 @@ class BatchWriter:
             if not self.db_up:
                 self._try_recover()
             self.spool.close()
-            self.store.close()
+            for store in self._stores:
+                store.close()
 
     def describe(self) -> dict[str, Any]:
         return {"db_up": self.db_up, "pending_rows": self._pending_rows, "spool_bytes": self.spool.size_bytes(),
