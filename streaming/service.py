@@ -58,7 +58,7 @@ class MarketDataService:
                  streams_per_connection: int = MAX_STREAMS_PER_CONNECTION, batch_size: int = 2000,
                  max_pending: int = 50_000, linger_s: float = 0.002, rest: Any = None, engine: Any = None,
                  migrate: bool = True, check_symbols: bool = True, backoff_base_s: float = 0.05,
-                 freeze_gc: bool = True, pipelined_writes: bool = True) -> None:
+                 freeze_gc: bool = True, pipelined_writes: bool = False) -> None:
         self.settings = settings
         self.interval = interval or settings.default_interval
         self.metrics = Metrics()

@@ -8,13 +8,15 @@ writes it as one transaction (`StreamStore.write`), and loops.
 - Batch by size and time: the writer starts as soon as `batch_size` rows wait, or `linger` seconds
   after the first row; while a transaction runs, rows accumulate, so batches grow under load by
   themselves (throughput) and stay tiny when quiet (latency).
-- Pipelined commits (PostgreSQL): two connections take batches in turn. While one batch's COMMIT
-  waits for its WAL flush (the fixed ~5-10 ms per transaction, PERFORMANCE.md), the next batch is
-  already being COPYed on the other connection; it starts its inserts only once the previous batch's
+- Pipelined commits (PostgreSQL, `pipelined=True`; off by default): two connections take batches
+  in turn. While one batch's COMMIT waits for its WAL flush (~5-10 ms a transaction, PERFORMANCE.md),
+  the next batch is already being COPYed on the other connection; it starts its inserts only once the previous batch's
   inserts are done (so the earlier batch never waits on the later one's row locks) and commits only
   after the previous batch is committed (commit order = batch order, as with one connection: gap rows
   still land after the data that filled them). A batch arriving mid-commit no longer waits for that
-  commit and then for its own whole write.
+  commit and then for its own whole write. Off by default because on the 2-core machine, shared and
+  CPU-bound, it measured no better than one connection (bench/README.md): the extra thread and backend
+  compete for the same two cores that the overlap would free.
 - Database down: the batch goes to the disk spool; every `retry_interval` the writer checks the
   database, replays the spool oldest first, then resumes direct writes.
 - `close()` flushes everything (to the database, or to the spool if it is down).
@@ -45,7 +47,7 @@ class BatchWriter:
     def __init__(self, store: StreamStore, spool_dir: str | Path, *, metrics: Metrics | None = None,
                  batch_size: int = 2000, max_pending: int = 50_000, linger: float = 0.002,
                  retry_interval: float = 1.0, notify: Callable[[str, list[Row]], list[bytes]] | None = None,
-                 on_commit: CommitHook | None = None, pipelined: bool = True) -> None:
+                 on_commit: CommitHook | None = None, pipelined: bool = False) -> None:
         self.store = store
         # The second connection exists only where commits cost a WAL flush worth overlapping.
         self._stores = [store, store.twin()] if pipelined and store.is_postgres else [store]

@@ -103,10 +103,12 @@ def test_rejected_rows_are_isolated_and_the_rest_stored(engine, tmp_path):
     assert count(engine, agg_trades) == 997
 
 
+@pytest.mark.parametrize("pipelined", [False, True])
 @async_test
-async def test_writer_batches_and_measures_latency(engine, tmp_path):
+async def test_writer_batches_and_measures_latency(engine, tmp_path, pipelined):
     metrics = Metrics()
-    writer = BatchWriter(StreamStore(engine), tmp_path / "spool", metrics=metrics, batch_size=100)
+    writer = BatchWriter(StreamStore(engine), tmp_path / "spool", metrics=metrics, batch_size=100,
+                         pipelined=pipelined)
     writer.start()
     for i in range(1, 1001):
         await writer.put("agg_trades", trade(i))
@@ -116,6 +118,30 @@ async def test_writer_batches_and_measures_latency(engine, tmp_path):
     assert metrics.latency.count == 1000
     assert 1 <= writer.batches_written <= 10  # batched, not one transaction per row
     await writer.close()
+
+
+@async_test
+async def test_pipelined_batches_commit_in_order(engine, tmp_path):
+    # Many small batches through two connections: every row once, and each gap's last state wins (a
+    # later batch committing before an earlier one would leave a gap "open" after it was filled).
+    writer = BatchWriter(StreamStore(engine), tmp_path / "spool", batch_size=7, linger=0, pipelined=True)
+    writer.start()
+    for i in range(1, 401):
+        await writer.put("agg_trades", trade(i))
+        while i % 10 == 0 and writer.pending_rows:  # let the writer take them: many small batches
+            await asyncio.sleep(0)
+        if i % 40 == 0:
+            gap = ("SUSHIUSDT", "sushiusdt@aggTrade", "trade", "", T0 + i, None, "disconnect", "open", 0, 0, None)
+            await writer.put("gaps", gap)
+            await writer.put("agg_trades", trade(10_000 + i))  # the fill, then the gap's new state
+            await writer.put("gaps", gap[:5] + (T0 + i + 9, "disconnect", "filled", 1, 1, None))
+    await writer.flush()
+    assert writer.batches_written > 10
+    await writer.close()
+    assert count(engine, agg_trades) == 410
+    with engine.connect() as conn:
+        states = conn.execute(sa.select(stream_gaps.c.state, sa.func.count()).group_by(stream_gaps.c.state)).all()
+    assert states == [("filled", 10)]
 
 
 @async_test
@@ -133,13 +159,14 @@ async def test_put_blocks_when_the_buffer_is_full(engine, tmp_path):
     assert count(engine, agg_trades) == 11
 
 
+@pytest.mark.parametrize("pipelined", [False, True])
 @async_test
-async def test_database_away_spools_then_replays(tmp_path):
+async def test_database_away_spools_then_replays(tmp_path, pipelined):
     with pg_database() as (url, name):
         engine = make_engine(url)
         metrics = Metrics()
         writer = BatchWriter(StreamStore(engine), tmp_path / "spool", metrics=metrics, batch_size=50,
-                             retry_interval=0.05)
+                             retry_interval=0.05, pipelined=pipelined)
         writer.start()
         for i in range(1, 101):
             await writer.put("agg_trades", trade(i))
