@@ -112,8 +112,7 @@ def download_command(symbols, intervals, start, end, days, force, no_progress, i
         if in_dagster:
             _download_in_dagster(settings, wanted, chosen, day_list, runtime, no_progress)
             return
-        loader = runtime.kline_loader()
-        loader._symbols = known
+        loader = runtime.kline_loader(symbols=known)
         results: list[DayResult] = []
         total = len(wanted) * len(chosen) * len(day_list)
         click.echo(f"loading {total} symbol-interval-days into {describe_url(settings.database_url)}", err=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from marketdata_assets.binance.archive import ArchiveClient
+from marketdata_assets.binance.exchange_info import SymbolInfo
 from marketdata_assets.binance.rest import BinanceRestClient
 from marketdata_assets.ingest.klines import KlineLoader
 from marketdata_assets.settings import Settings
@@ -28,8 +29,9 @@ class Runtime:
     rest: BinanceRestClient
     archive: ArchiveClient
 
-    def kline_loader(self, now_ms: Callable[[], int] | None = None, kind: str = "klines") -> KlineLoader:
-        return KlineLoader(self.repo, self.rest, self.archive, now_ms=now_ms, kind=kind)
+    def kline_loader(self, now_ms: Callable[[], int] | None = None, kind: str = "klines",
+                     symbols: dict[str, SymbolInfo] | None = None) -> KlineLoader:
+        return KlineLoader(self.repo, self.rest, self.archive, now_ms=now_ms, kind=kind, symbols=symbols)
 
 
 @contextmanager
