@@ -8,6 +8,7 @@ import inspect
 import secrets
 import subprocess
 import sys
+import warnings
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -102,14 +103,34 @@ def test_pooled_event_log_stores_a_partitioned_run_and_reuses_its_connection(pg_
     def days(context) -> None:  # noqa: ANN001 - string annotations confuse Dagster under __future__
         context.log.info(f"{len(context.partition_keys)} day(s)")
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        spec = dg.AssetCheckSpec("even", asset="days", partitions_def=daily)
+
+    @dg.multi_asset_check(specs=[spec], can_subset=True)  # as the kline checks: results per partition
+    def even(context):  # noqa: ANN001, ANN202
+        for key in context.partition_keys:
+            yield dg.AssetCheckEvaluation(asset_key=dg.AssetKey("days"), check_name="even",
+                                          passed=int(key[-2:]) % 2 == 0, partition=key)
+
     with dg.instance_for_test(overrides=config) as instance:
         storage = instance.event_log_storage
         assert isinstance(storage, PooledPostgresEventLogStorage)
         assert isinstance(storage._engine.pool, sa.pool.QueuePool)
-        result = dg.materialize([days], instance=instance, tags={
+        result = dg.materialize([days, even], instance=instance, tags={
             "dagster/asset_partition_range_start": "2024-01-01", "dagster/asset_partition_range_end": "2024-01-10"})
         assert result.success
         assert len(instance.get_materialized_partitions(dg.AssetKey("days"))) == 10
+        # one planned row per partition (written by the override), each updated by its own result
+        from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
+
+        with storage.index_connection() as conn:
+            rows = conn.execute(sa.select(AssetCheckExecutionsTable.c.partition,
+                                          AssetCheckExecutionsTable.c.execution_status)
+                                .where(AssetCheckExecutionsTable.c.run_id == result.run_id)).all()
+        assert len(rows) == 10
+        assert {p: s for p, s in rows} == {
+            f"2024-01-{d:02d}": "SUCCEEDED" if d % 2 == 0 else "FAILED" for d in range(1, 11)}
         # many events, few connections: the pool's one connection was checked out again and again
         assert storage._engine.pool.checkedin() >= 1
         assert storage._engine.pool.size() == 1
