@@ -44,6 +44,14 @@ def control(url: str, action: str, **body: object) -> object:
     return response.json()["result"]
 
 
+def sim_sent(url: str) -> int:
+    """Frames the simulator has written to all its WebSocket connections so far (is it the bottleneck?)."""
+    response = httpx.get(f"{url}/_sim/ws/state", timeout=10)
+    response.raise_for_status()
+    state = response.json()
+    return sum(c["sent"] for c in state.get("result", state)["connections"])
+
+
 def rss_mb() -> float:
     """Current resident set size of this process (not the peak): what a soak must watch."""
     with open("/proc/self/statm") as statm:
@@ -140,20 +148,24 @@ async def run(url: str, database_url: str, seconds: float, n_symbols: int, spool
         control(url, "config", tick_s=0.02)
         control(url, "rate", stream="*", rate=offered / len(symbols))
         await asyncio.sleep(2.0)  # warm-up
+        sent_0 = await asyncio.to_thread(sim_sent, url)
         start_rows, start_msgs, start = written.get("agg_trades"), service.metrics.messages.get("trade"), \
             time.monotonic()
         await asyncio.sleep(seconds_1)
         elapsed = time.monotonic() - start
+        sent = await asyncio.to_thread(sim_sent, url) - sent_0
         rows = written.get("agg_trades") - start_rows
         msgs = service.metrics.messages.get("trade") - start_msgs
         print(f"throughput: {msgs / elapsed:,.0f} msg/s received+decoded, {rows / elapsed:,.0f} rows/s committed "
               f"to PostgreSQL ({len(symbols)} aggTrade streams, {elapsed:.1f} s; target >= 50,000; "
               f"duplicates dropped {service.metrics.duplicates.get():,.0f}, "
-              f"reconnects {sum(c.reconnects for c in service.connections)}, queued {service.writer.pending_rows:,})")
+              f"reconnects {sum(c.reconnects for c in service.connections)}, queued {service.writer.pending_rows:,}); "
+              f"the simulator wrote {sent / elapsed:,.0f} msg/s to its sockets")
 
     # 3. reconnect after a drop (at 5,000 msg/s, once the throughput phase's backlog is written: a
     # reconnect measured behind a full queue would time the backpressure, not the reconnect).
     control(url, "rate", stream="*", rate=5_000 / len(symbols))
+    control(url, "config", tick_s=0.002)
     await service.writer.flush()
     await asyncio.sleep(1.0)
     connection = service.connections[0]
@@ -172,7 +184,7 @@ async def run(url: str, database_url: str, seconds: float, n_symbols: int, spool
         connection.backoff.reset()
         windows = len(connection.down_windows)
         dropped_at = time.time() * 1000
-        control(url, "drop")
+        await asyncio.to_thread(control, url, "drop")  # the sidecar's loop keeps running meanwhile
         await wait_for(lambda n=windows: len(connection.down_windows) > n and connection.down is None)
         times.append(up_at[-1] - dropped_at)
         await asyncio.sleep(0.5)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
@@ -56,9 +57,10 @@ class MarketDataService:
                  spool_dir: str | Path | None = None, silence: SilencePolicy | None = None,
                  lifetime_s: float = 23.5 * 3600, overlap_s: float = 2.0, book_interval_s: float = 1.0,
                  streams_per_connection: int = MAX_STREAMS_PER_CONNECTION, batch_size: int = 2000,
-                 max_pending: int = 50_000, linger_s: float = 0.002, rest: Any = None, engine: Any = None,
+                 max_pending: int = 20_000, linger_s: float = 0.002, rest: Any = None, engine: Any = None,
                  migrate: bool = True, check_symbols: bool = True, backoff_base_s: float = 0.05,
-                 freeze_gc: bool = True, pipelined_writes: bool = False) -> None:
+                 freeze_gc: bool = True, pipelined_writes: bool = False,
+                 switch_interval_s: float | None = 0.001) -> None:
         self.settings = settings
         self.interval = interval or settings.default_interval
         self.metrics = Metrics()
@@ -73,6 +75,7 @@ class MarketDataService:
         self.migrate = migrate
         self.backoff_base_s = backoff_base_s
         self.freeze_gc = freeze_gc
+        self.switch_interval_s = switch_interval_s
         self._owns_rest = rest is None
         if rest is None:
             from marketdata_assets.binance.rest import BinanceRestClient
@@ -257,6 +260,10 @@ class MarketDataService:
             self.health = HealthServer(self.describe, self.metrics, self.health_host, self.health_port)
             self.health_port = await self.health.start()
             log.info("health on http://%s:%d/health", self.health_host, self.health_port)
+        if self.switch_interval_s is not None:
+            # The writer thread needs the GIL back after every database round trip; with the default
+            # 5 ms switch interval it can wait that long behind the receiving loop, each time.
+            sys.setswitchinterval(self.switch_interval_s)
         if self.freeze_gc:
             # Everything built so far (modules, SQLAlchemy metadata, connections) lives as long as the
             # process: moved out of the collector's generations, a full collection no longer walks

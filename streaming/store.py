@@ -98,6 +98,9 @@ def _noop() -> None:
     return None
 
 
+# Up to this many rows a batch goes out as INSERT ... unnest + COMMIT in one round trip (latency: the
+# quiet case); above it, COPY through staging tables (throughput: text COPY parses faster than arrays).
+SMALL_BATCH = 500
 # Kinds that go through COPY into a staging table (PostgreSQL); one transaction carries all of them.
 COPY_KINDS = frozenset(KINDS) - {"gaps"}
 CONTENT_ERRORS = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError, ValueError, TypeError)
@@ -116,6 +119,7 @@ class StreamStore:
         self._fairy: Any = None
         self._conn: psycopg.Connection | None = None
         self._staged: set[str] = set()
+        self._unnest_cache: dict[str, sql.Composed] = {}
         self._repository_factory = repository_factory
         self._repository: Any = None
         self.rejected: list[tuple[str, Row, str]] = []  # (kind, row, error) of the last write
@@ -179,7 +183,10 @@ class StreamStore:
             bulk = [k for k, rows in batch.items() if rows and k in COPY_KINDS] if self.is_postgres else []
             if bulk:
                 try:
-                    self._copy_together(bulk, batch, wait_previous, done_inserting)
+                    if previous is None and sum(len(batch[kind]) for kind in bulk) <= SMALL_BATCH:
+                        self._insert_small(bulk, batch)
+                    else:
+                        self._copy_together(bulk, batch, wait_previous, done_inserting)
                     written.update((kind, len(batch[kind])) for kind in bulk)
                 except _Refused:
                     pass  # rolled back; the loop below isolates the bad rows
@@ -253,21 +260,54 @@ class StreamStore:
     def _stage_name(self, kind: str) -> str:
         return f"_stage_{kind}"
 
+    @staticmethod
+    def _wire_types(kind: str) -> list[str]:
+        """SQL types of a kind's row values: the target's, except times (epoch ms, bigint) and JSON."""
+        table, columns, times = KINDS[kind]
+        return ["bigint" if name in times else "jsonb" if name in JSON_COLUMNS
+                else table.c[name].type.compile(dialect=postgresql.dialect()) for name in columns]
+
+    def _selects(self, kind: str) -> list[sql.Composable]:
+        _, columns, times = KINDS[kind]
+        return [sql.SQL("to_timestamp({} / 1000.0)").format(sql.Identifier(c)) if c in times
+                else sql.Identifier(c) for c in columns]
+
+    def _unnest_sql(self, kind: str) -> sql.Composed:
+        """INSERT ... SELECT FROM unnest(one array per column): a small batch in one statement."""
+        statement = self._unnest_cache.get(kind)
+        if statement is None:
+            table, columns, _ = KINDS[kind]
+            names = sql.SQL(", ").join(map(sql.Identifier, columns))
+            arrays = sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(t)) for t in self._wire_types(kind))
+            statement = self._unnest_cache[kind] = sql.SQL(
+                "INSERT INTO {} ({}, ingested_at) SELECT {}, now() FROM unnest({}) AS u ({}) ON CONFLICT DO NOTHING"
+            ).format(sql.Identifier(table.name), names, sql.SQL(", ").join(self._selects(kind)), arrays, names)
+        return statement
+
+    def _insert_small(self, kinds: list[str], batch: dict[str, list[Row]]) -> None:
+        """Every kind's INSERT and the COMMIT sent together (pipeline mode): one round trip, one wake-up
+        of the server instead of COPY, INSERT and COMMIT each waiting for an answer."""
+        try:
+            conn = self._connection()
+            with conn.pipeline(), conn.cursor() as cursor:
+                for kind in kinds:
+                    columns = [list(column) for column in zip(*batch[kind], strict=True)]
+                    cursor.execute(self._unnest_sql(kind), columns)
+                conn.commit()
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self.close()
+            raise DatabaseUnavailable(str(exc).strip()) from exc
+        except (psycopg.Error, ValueError, TypeError) as exc:
+            self._rollback()
+            raise _Refused(str(exc)) from exc
+
     def _ensure_stage(self, conn: psycopg.Connection, kind: str) -> None:
         if kind in self._staged:
             return
-        table, columns, times = KINDS[kind]
+        _, columns, _ = KINDS[kind]
         # Staging mirrors the target's types except times, which arrive as epoch ms (bigint).
-        defs = []
-        for name in columns:
-            column = table.c[name]
-            if name in times:
-                type_sql = "bigint"
-            elif name in JSON_COLUMNS:
-                type_sql = "jsonb"
-            else:
-                type_sql = column.type.compile(dialect=postgresql.dialect())
-            defs.append(sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(type_sql)))
+        defs = [sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(type_sql))
+                for name, type_sql in zip(columns, self._wire_types(kind), strict=True)]
         conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
             sql.Identifier(self._stage_name(kind)), sql.SQL(", ").join(defs)))
         conn.commit()
@@ -275,7 +315,7 @@ class StreamStore:
 
     def _copy_rows(self, cursor: psycopg.Cursor, kind: str, rows: list[Row]) -> None:
         """COPY rows into the kind's staging table and INSERT them into the target (no commit)."""
-        table, columns, times = KINDS[kind]
+        table, columns, _ = KINDS[kind]
         stage = sql.Identifier(self._stage_name(kind))
         with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(
                 stage, sql.SQL(", ").join(map(sql.Identifier, columns)))) as copy:
@@ -285,15 +325,10 @@ class StreamStore:
             else:  # a value needs escaping: let psycopg format every row
                 for row in rows:
                     copy.write_row(row)
-        selects = [
-            sql.SQL("to_timestamp({} / 1000.0)").format(sql.Identifier(c)) if c in times
-            else sql.Identifier(c)
-            for c in columns
-        ]
         cursor.execute(sql.SQL(
             "INSERT INTO {} ({}, ingested_at) SELECT {}, now() FROM {} ON CONFLICT DO NOTHING"
         ).format(sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns)),
-                 sql.SQL(", ").join(selects), stage))
+                 sql.SQL(", ").join(self._selects(kind)), stage))
 
     def _copy_insert(self, kind: str, rows: list[Row]) -> None:
         try:

@@ -91,9 +91,17 @@ def test_gap_rows_are_updated_in_place(engine):
     assert (row.state, row.rows_filled, int(row.end_time.timestamp() * 1000)) == ("filled", 3, T0 + 5000)
 
 
-def test_rejected_rows_are_isolated_and_the_rest_stored(engine, tmp_path):
+@pytest.mark.parametrize("n", [40, 1000])  # one INSERT ... unnest round trip / COPY through staging
+def test_rejected_rows_are_isolated_and_the_rest_stored(engine, tmp_path, n):
     store = StreamStore(engine)
-    rows = [trade(i) for i in range(1, 1001)]
+    rows = [trade(i) for i in range(1, 1001)][:n]
+    if n < 1000:
+        rows[-1] = ("SUSHIUSDT", n, "1", "1", 1, 1, T0, True, T0, "bogus")
+        written = store.write({"agg_trades": rows, "mark_price": [("EOSUSDT", T0, "4.1", None, None, None, None)]})
+        assert written == {"agg_trades": n - 1, "mark_price": 1}
+        assert [r[1][1] for r in store.rejected] == [n]
+        assert count(engine, agg_trades) == n - 1 and count(engine, mark_price_updates) == 1
+        return
     rows[17] = trade(18, "not-a-number")
     rows[500] = trade(501, "1e200000")                    # NUMERIC overflow
     rows[999] = ("SUSHIUSDT", 1000, "1", "1", 1, 1, T0, True, T0, "bogus")  # violates the source check
