@@ -88,7 +88,8 @@ async def wait_for(predicate, timeout: float = 30.0) -> None:
 
 
 async def run(url: str, database_url: str, seconds: float, n_symbols: int, spool: Path,
-              skip_throughput: bool = False, offered: float = 60_000, pipelined: bool = False) -> None:
+              skip_throughput: bool = False, offered: float = 60_000, pipelined: bool = False,
+              thread_writes: bool = False) -> None:
     symbols = [s["symbol"] for s in httpx.get(f"{url}/fapi/v1/exchangeInfo").json()["symbols"]
                if s["status"] == "TRADING" and s["contractType"] == "PERPETUAL"][:n_symbols]
     settings = Settings.from_env(env={}, fapi_url=url, ws_url=url.replace("http://", "ws://"),
@@ -96,7 +97,8 @@ async def run(url: str, database_url: str, seconds: float, n_symbols: int, spool
     engine = make_engine(database_url)
     create_tables(engine)
     service = MarketDataService(settings, symbols=symbols, data_types=["trade"], engine=engine,
-                                spool_dir=spool, migrate=False, pipelined_writes=pipelined)
+                                spool_dir=spool, migrate=False, pipelined_writes=pipelined,
+                                async_small_writes=not thread_writes)
     latencies: list[float] = []
     recording = False
 
@@ -255,6 +257,8 @@ def main() -> None:
     parser.add_argument("--offered", type=float, default=60_000, help="synthetic messages/s offered")
     parser.add_argument("--pipelined-writer", action="store_true",
                         help="two writer connections with pipelined commits (BatchWriter(pipelined=True))")
+    parser.add_argument("--thread-writes", action="store_true",
+                        help="every batch through the worker thread (no small batches from the loop)")
     parser.add_argument("--soak-minutes", type=float, default=0.0,
                         help="run the memory soak for this many minutes instead of the other figures")
     parser.add_argument("--rate", type=float, default=2_000, help="aggregate trades/s during the soak")
@@ -267,7 +271,7 @@ def main() -> None:
             asyncio.run(soak(url, database_url, args.soak_minutes, args.rate, args.symbols, spool))
         else:
             asyncio.run(run(url, database_url, args.seconds, args.symbols, spool, args.skip_throughput,
-                            args.offered, args.pipelined_writer))
+                            args.offered, args.pipelined_writer, args.thread_writes))
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ class MarketDataService:
                  max_pending: int = 20_000, linger_s: float = 0.002, rest: Any = None, engine: Any = None,
                  migrate: bool = True, check_symbols: bool = True, backoff_base_s: float = 0.05,
                  freeze_gc: bool = True, pipelined_writes: bool = False,
-                 switch_interval_s: float | None = 0.001) -> None:
+                 switch_interval_s: float | None = 0.001, async_small_writes: bool = True) -> None:
         self.settings = settings
         self.interval = interval or settings.default_interval
         self.metrics = Metrics()
@@ -91,7 +91,7 @@ class MarketDataService:
             spool = Path(spool_dir) if spool_dir else Path(tempfile.gettempdir()) / "marketdata-stream-spool"
             self.writer = BatchWriter(
                 StreamStore(self.engine), spool, metrics=self.metrics, batch_size=batch_size,
-                max_pending=max_pending, linger=linger_s, pipelined=pipelined_writes,
+                max_pending=max_pending, linger=linger_s, pipelined=pipelined_writes, async_small=async_small_writes,
                 notify=notify_payloads if settings.publish_events else None)
         sink = self.writer.put if self.writer is not None else None
         self.books = BookManager(self._snapshot, sink, depth=settings.default_depth, interval=book_interval_s,

@@ -25,6 +25,7 @@ import orjson
 import psycopg
 import sqlalchemy as sa
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
@@ -136,6 +137,16 @@ class StreamStore:
             self._conn = self._fairy.driver_connection
             self._staged.clear()
         return self._conn
+
+    def conninfo(self) -> str:
+        """Connection string of this store's connection (with its options, e.g. search_path): for the
+        writer's async connection to the same database as the same user."""
+        try:
+            info = self._connection().info
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self.close()
+            raise DatabaseUnavailable(str(exc).strip()) from exc
+        return make_conninfo(info.dsn, password=info.password) if info.password else info.dsn
 
     def close(self) -> None:
         """Drop the connection (after an error it is invalidated, not returned to the pool)."""
@@ -272,7 +283,7 @@ class StreamStore:
         return [sql.SQL("to_timestamp({} / 1000.0)").format(sql.Identifier(c)) if c in times
                 else sql.Identifier(c) for c in columns]
 
-    def _unnest_sql(self, kind: str) -> sql.Composed:
+    def unnest_sql(self, kind: str) -> sql.Composed:
         """INSERT ... SELECT FROM unnest(one array per column): a small batch in one statement."""
         statement = self._unnest_cache.get(kind)
         if statement is None:
@@ -292,7 +303,7 @@ class StreamStore:
             with conn.pipeline(), conn.cursor() as cursor:
                 for kind in kinds:
                     columns = [list(column) for column in zip(*batch[kind], strict=True)]
-                    cursor.execute(self._unnest_sql(kind), columns)
+                    cursor.execute(self.unnest_sql(kind), columns)
                 conn.commit()
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self.close()

@@ -17,6 +17,11 @@ writes it as one transaction (`StreamStore.write`), and loops.
   commit and then for its own whole write. Off by default because on the 2-core machine, shared and
   CPU-bound, it measured no better than one connection (bench/README.md): the extra thread and backend
   compete for the same two cores that the overlap would free.
+- Small batches on the event loop (PostgreSQL): a batch of up to `store.SMALL_BATCH` rows of the COPY
+  kinds goes out from the loop itself on an async connection, INSERT ... unnest and COMMIT in one
+  round trip. No hand-off to a worker thread and back for the GIL: on a busy 2-core machine every
+  wake-up of another thread costs milliseconds of the latency budget. Anything else (large batches,
+  klines, gaps, a refused row, the database away) takes the worker-thread path below.
 - Database down: the batch goes to the disk spool; every `retry_interval` the writer checks the
   database, replays the spool oldest first, then resumes direct writes.
 - `close()` flushes everything (to the database, or to the spool if it is down).
@@ -33,9 +38,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from streaming.metrics import Metrics
 from streaming.spool import Batch, Spool
-from streaming.store import EVENT_TIME_INDEX, KINDS, KLINES, DatabaseUnavailable, Row, StreamStore
+from streaming.store import (
+    COPY_KINDS,
+    EVENT_TIME_INDEX,
+    KINDS,
+    KLINES,
+    SMALL_BATCH,
+    DatabaseUnavailable,
+    Row,
+    StreamStore,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +63,11 @@ class BatchWriter:
     def __init__(self, store: StreamStore, spool_dir: str | Path, *, metrics: Metrics | None = None,
                  batch_size: int = 2000, max_pending: int = 50_000, linger: float = 0.002,
                  retry_interval: float = 1.0, notify: Callable[[str, list[Row]], list[bytes]] | None = None,
-                 on_commit: CommitHook | None = None, pipelined: bool = False) -> None:
+                 on_commit: CommitHook | None = None, pipelined: bool = False, async_small: bool = True) -> None:
         self.store = store
+        # Notifications ride on the thread path (store.write sends them after the commit).
+        self.async_small = async_small and notify is None
+        self._aconn: psycopg.AsyncConnection | None = None
         # The second connection exists only where commits cost a WAL flush worth overlapping.
         self._stores = [store, store.twin()] if pipelined and store.is_postgres else [store]
         self._free: list[StreamStore] = list(self._stores)
@@ -218,9 +237,48 @@ class BatchWriter:
     async def _write_pending(self) -> None:
         batch = self._take()
         if batch:
-            await asyncio.to_thread(self._write_sync, batch)
+            if not (self._small(batch) and await self._write_small(batch)):
+                await asyncio.to_thread(self._write_sync, batch)
             self._handled += sum(len(rows) for rows in batch.values())
         self._progress.set()
+
+    def _small(self, batch: Batch) -> bool:
+        return (self.async_small and self.store.is_postgres and self.db_up
+                and batch.keys() <= COPY_KINDS and sum(len(rows) for rows in batch.values()) <= SMALL_BATCH)
+
+    async def _write_small(self, batch: Batch) -> bool:
+        """The batch in one round trip from the loop; False (nothing committed) sends it the thread way."""
+        try:
+            if self._aconn is None or self._aconn.closed:
+                conninfo = await asyncio.to_thread(self._conninfo)
+                self._aconn = await psycopg.AsyncConnection.connect(conninfo)
+            conn = self._aconn
+            async with conn.pipeline(), conn.cursor() as cursor:
+                for kind, rows in batch.items():
+                    await cursor.execute(self.store.unnest_sql(kind), [list(c) for c in zip(*rows, strict=True)])
+                await conn.commit()
+        except (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable):
+            await self._close_async()  # the thread path finds out whether the database is away
+            return False
+        except (psycopg.Error, ValueError, TypeError):
+            if self._aconn is not None and not self._aconn.closed:
+                try:
+                    await self._aconn.rollback()
+                except psycopg.Error:
+                    await self._close_async()
+            return False  # the thread path isolates the refused rows
+        self._record(batch, {kind: len(rows) for kind, rows in batch.items()}, [])
+        return True
+
+    def _conninfo(self) -> str:
+        with self._db_lock:
+            return self.store.conninfo()
+
+    async def _close_async(self) -> None:
+        if self._aconn is not None:
+            with contextlib.suppress(Exception):
+                await self._aconn.close()
+        self._aconn = None
 
     def _write_sync(self, batch: Batch) -> None:
         """Worker thread: replay the spool if the database is back, then write (or spool) this batch."""
@@ -258,11 +316,15 @@ class BatchWriter:
     def _commit(self, batch: Batch, store: StreamStore | None = None, **order: Callable[[], None]) -> None:
         store = store or self.store
         written = store.write(batch, self.notify, **order)
+        self._record(batch, written, store.rejected)
+
+    def _record(self, batch: Batch, written: dict[str, int], rejected: list[tuple[str, Row, str]]) -> None:
+        """Metrics and the commit hook for a committed batch (right after its COMMIT returned)."""
         committed_ms = time.time() * 1000
         self.batches_written += 1
         for kind, count in written.items():
             self.metrics.rows_written.inc(count, TABLE_OF.get(kind, kind))
-        for kind, _row, _error in store.rejected:
+        for kind, _row, _error in rejected:
             self.metrics.rows_rejected.inc(1, TABLE_OF.get(kind, kind))
         for kind, rows in batch.items():
             index = EVENT_TIME_INDEX.get(kind)
@@ -307,6 +369,7 @@ class BatchWriter:
             self._task = None
         else:
             await self.flush()
+        await self._close_async()
         await asyncio.to_thread(self._finish)
 
     def _finish(self) -> None:

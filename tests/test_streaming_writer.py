@@ -153,6 +153,21 @@ async def test_pipelined_batches_commit_in_order(engine, tmp_path):
 
 
 @async_test
+async def test_a_refused_row_in_a_small_batch_is_isolated_by_the_writer(engine, tmp_path):
+    # Small batches go out from the event loop in one round trip; a refused row sends the batch the
+    # thread way, which stores the others and counts the bad one.
+    metrics = Metrics()
+    writer = BatchWriter(StreamStore(engine), tmp_path / "spool", metrics=metrics, batch_size=1000)
+    writer.start()
+    for i in range(1, 21):
+        await writer.put("agg_trades", trade(i, "not-a-number" if i == 7 else "7.6110"))
+    await writer.flush()
+    await writer.close()
+    assert count(engine, agg_trades) == 19
+    assert metrics.rows_rejected.get("agg_trades") == 1 and metrics.rows_written.get("agg_trades") == 19
+
+
+@async_test
 async def test_put_blocks_when_the_buffer_is_full(engine, tmp_path):
     writer = BatchWriter(StreamStore(engine), tmp_path / "spool", max_pending=10, batch_size=1000)
     for i in range(10):
