@@ -57,7 +57,7 @@ class MarketDataService:
                  spool_dir: str | Path | None = None, silence: SilencePolicy | None = None,
                  lifetime_s: float = 23.5 * 3600, overlap_s: float = 2.0, book_interval_s: float = 1.0,
                  streams_per_connection: int = MAX_STREAMS_PER_CONNECTION, batch_size: int = 2000,
-                 max_pending: int = 20_000, linger_s: float = 0.002, rest: Any = None, engine: Any = None,
+                 max_pending: int = 20_000, linger_s: float = 0.0005, rest: Any = None, engine: Any = None,
                  migrate: bool = True, check_symbols: bool = True, backoff_base_s: float = 0.05,
                  freeze_gc: bool = True, pipelined_writes: bool = False,
                  switch_interval_s: float | None = 0.001, async_small_writes: bool = True) -> None:

@@ -18,10 +18,12 @@ writes it as one transaction (`StreamStore.write`), and loops.
   CPU-bound, it measured no better than one connection (bench/README.md): the extra thread and backend
   compete for the same two cores that the overlap would free.
 - Small batches on the event loop (PostgreSQL): a batch of up to `store.SMALL_BATCH` rows of the COPY
-  kinds goes out from the loop itself on an async connection, INSERT ... unnest and COMMIT in one
-  round trip. No hand-off to a worker thread and back for the GIL: on a busy 2-core machine every
-  wake-up of another thread costs milliseconds of the latency budget. Anything else (large batches,
-  klines, gaps, a refused row, the database away) takes the worker-thread path below.
+  kinds goes out from the loop itself on one of two async connections (one batch in flight on each),
+  INSERT ... unnest and COMMIT in one round trip. No hand-off to a worker thread and back for the
+  GIL: on a busy 2-core machine every wake-up of another thread costs milliseconds of the latency
+  budget. Insert-only kinds, so the order of the two commits does not change what is stored.
+  Anything else (large batches, klines, gaps, a refused row, the database away) waits for both and
+  takes the worker-thread path below.
 - Database down: the batch goes to the disk spool; every `retry_interval` the writer checks the
   database, replays the spool oldest first, then resumes direct writes.
 - `close()` flushes everything (to the database, or to the spool if it is down).
@@ -67,7 +69,8 @@ class BatchWriter:
         self.store = store
         # Notifications ride on the thread path (store.write sends them after the commit).
         self.async_small = async_small and notify is None
-        self._aconn: psycopg.AsyncConnection | None = None
+        self._aconns: list[psycopg.AsyncConnection | None] = [None, None]  # two small batches in flight
+        self._afree: list[int] = [0, 1]
         # The second connection exists only where commits cost a WAL flush worth overlapping.
         self._stores = [store, store.twin()] if pipelined and store.is_postgres else [store]
         self._free: list[StreamStore] = list(self._stores)
@@ -156,14 +159,15 @@ class BatchWriter:
             if len(self._stores) > 1 and self.db_up:
                 await self._dispatch()
             else:
-                await self._drain()
+                while not self._afree and self._inflight:  # both small-batch connections busy: grow
+                    await asyncio.wait(set(self._inflight), return_when=asyncio.FIRST_COMPLETED)
                 await self._write_pending()
             if self._closing and not self._pending_rows:
                 await self._drain()
                 return
 
     async def _drain(self) -> None:
-        """Wait for every pipelined batch in flight (before the serial path, recovery, or exit)."""
+        """Wait for every batch in flight (pipelined or small; before the thread path, recovery, exit)."""
         while self._inflight:
             await asyncio.wait(set(self._inflight))
 
@@ -237,8 +241,11 @@ class BatchWriter:
     async def _write_pending(self) -> None:
         batch = self._take()
         if batch:
-            if not (self._small(batch) and await self._write_small(batch)):
-                await asyncio.to_thread(self._write_sync, batch)
+            if self._small(batch) and self._afree:
+                self._start_small(batch)
+                return
+            await self._drain()  # small batches first: gap rows and klines stay after earlier data
+            await asyncio.to_thread(self._write_sync, batch)
             self._handled += sum(len(rows) for rows in batch.values())
         self._progress.set()
 
@@ -246,26 +253,46 @@ class BatchWriter:
         return (self.async_small and self.store.is_postgres and self.db_up
                 and batch.keys() <= COPY_KINDS and sum(len(rows) for rows in batch.values()) <= SMALL_BATCH)
 
-    async def _write_small(self, batch: Batch) -> bool:
+    def _start_small(self, batch: Batch) -> None:
+        """Write a small batch from the loop on a free async connection, without waiting for it: the
+        next one can go out on the other connection meanwhile (insert-only kinds, so commit order does
+        not change what is stored; anything order-sensitive waits for both, `_drain`)."""
+        slot = self._afree.pop()
+
+        async def write() -> None:
+            try:
+                if not await self._write_small(batch, slot):
+                    await asyncio.to_thread(self._write_sync, batch)
+            finally:
+                self._afree.append(slot)
+                self._handled += sum(len(rows) for rows in batch.values())
+                self._progress.set()
+
+        task = asyncio.create_task(write())
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _write_small(self, batch: Batch, slot: int) -> bool:
         """The batch in one round trip from the loop; False (nothing committed) sends it the thread way."""
         try:
-            if self._aconn is None or self._aconn.closed:
+            conn = self._aconns[slot]
+            if conn is None or conn.closed:
                 conninfo = await asyncio.to_thread(self._conninfo)
-                self._aconn = await psycopg.AsyncConnection.connect(conninfo)
-            conn = self._aconn
+                conn = self._aconns[slot] = await psycopg.AsyncConnection.connect(conninfo)
             async with conn.pipeline(), conn.cursor() as cursor:
                 for kind, rows in batch.items():
                     await cursor.execute(self.store.unnest_sql(kind), [list(c) for c in zip(*rows, strict=True)])
                 await conn.commit()
         except (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable):
-            await self._close_async()  # the thread path finds out whether the database is away
+            await self._close_async(slot)  # the thread path finds out whether the database is away
             return False
         except (psycopg.Error, ValueError, TypeError):
-            if self._aconn is not None and not self._aconn.closed:
+            conn = self._aconns[slot]
+            if conn is not None and not conn.closed:
                 try:
-                    await self._aconn.rollback()
+                    await conn.rollback()
                 except psycopg.Error:
-                    await self._close_async()
+                    await self._close_async(slot)
             return False  # the thread path isolates the refused rows
         self._record(batch, {kind: len(rows) for kind, rows in batch.items()}, [])
         return True
@@ -274,11 +301,12 @@ class BatchWriter:
         with self._db_lock:
             return self.store.conninfo()
 
-    async def _close_async(self) -> None:
-        if self._aconn is not None:
-            with contextlib.suppress(Exception):
-                await self._aconn.close()
-        self._aconn = None
+    async def _close_async(self, slot: int | None = None) -> None:
+        for index in range(len(self._aconns)) if slot is None else (slot,):
+            conn, self._aconns[index] = self._aconns[index], None
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close()
 
     def _write_sync(self, batch: Batch) -> None:
         """Worker thread: replay the spool if the database is back, then write (or spool) this batch."""
@@ -340,6 +368,7 @@ class BatchWriter:
         """Wait until every row queued so far is committed (or spooled); later rows do not delay it."""
         if self._task is None:
             await self._write_pending()
+            await self._drain()
             return
         target = self._added
         while self._handled < target:
@@ -369,6 +398,7 @@ class BatchWriter:
             self._task = None
         else:
             await self.flush()
+        await self._drain()
         await self._close_async()
         await asyncio.to_thread(self._finish)
 
