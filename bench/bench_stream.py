@@ -88,7 +88,7 @@ async def wait_for(predicate, timeout: float = 30.0) -> None:
 
 
 async def run(url: str, database_url: str, seconds: float, n_symbols: int, spool: Path,
-              skip_throughput: bool = False, offered: float = 60_000, pipelined: bool = False,
+              skip_throughput: bool = False, offered: float = 80_000, pipelined: bool = False,
               thread_writes: bool = False) -> None:
     symbols = [s["symbol"] for s in httpx.get(f"{url}/fapi/v1/exchangeInfo").json()["symbols"]
                if s["status"] == "TRADING" and s["contractType"] == "PERPETUAL"][:n_symbols]
@@ -254,7 +254,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--symbols", type=int, default=8)
     parser.add_argument("--skip-throughput", action="store_true")
-    parser.add_argument("--offered", type=float, default=60_000, help="synthetic messages/s offered")
+    parser.add_argument("--offered", type=float, default=80_000, help="synthetic messages/s offered")
     parser.add_argument("--pipelined-writer", action="store_true",
                         help="two writer connections with pipelined commits (BatchWriter(pipelined=True))")
     parser.add_argument("--thread-writes", action="store_true",
