@@ -44,12 +44,12 @@ def control(url: str, action: str, **body: object) -> object:
     return response.json()["result"]
 
 
-def sim_sent(url: str) -> int:
-    """Frames the simulator has written to all its WebSocket connections so far (is it the bottleneck?)."""
+def sim_sent(url: str) -> dict[int, int]:
+    """Frames the simulator has written so far, per open WebSocket connection (is it the bottleneck?)."""
     response = httpx.get(f"{url}/_sim/ws/state", timeout=10)
     response.raise_for_status()
     state = response.json()
-    return sum(c["sent"] for c in state.get("result", state)["connections"])
+    return {c["id"]: c["sent"] for c in state.get("result", state)["connections"]}
 
 
 def rss_mb() -> float:
@@ -155,7 +155,8 @@ async def run(url: str, database_url: str, seconds: float, n_symbols: int, spool
             time.monotonic()
         await asyncio.sleep(seconds_1)
         elapsed = time.monotonic() - start
-        sent = await asyncio.to_thread(sim_sent, url) - sent_0
+        sent_1 = await asyncio.to_thread(sim_sent, url)
+        sent = sum(count - sent_0[ident] for ident, count in sent_1.items() if ident in sent_0)
         rows = written.get("agg_trades") - start_rows
         msgs = service.metrics.messages.get("trade") - start_msgs
         print(f"throughput: {msgs / elapsed:,.0f} msg/s received+decoded, {rows / elapsed:,.0f} rows/s committed "
