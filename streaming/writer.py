@@ -278,7 +278,7 @@ class BatchWriter:
             conn = self._aconns[slot]
             if conn is None or conn.closed:
                 conninfo = await asyncio.to_thread(self._conninfo)
-                conn = self._aconns[slot] = await psycopg.AsyncConnection.connect(conninfo)
+                conn = self._aconns[slot] = await psycopg.AsyncConnection.connect(conninfo, connect_timeout=5)
             async with conn.pipeline(), conn.cursor() as cursor:
                 for kind, rows in batch.items():
                     await cursor.execute(self.store.unnest_sql(kind), [list(c) for c in zip(*rows, strict=True)])
