@@ -1,12 +1,14 @@
 """Streaming sidecar figures against the simulator (in its own process) and a scratch PostgreSQL database.
 
-Prints:
-1. sustained messages/s received, decoded, normalised and committed by one sidecar process
-   (aggregate trades at a synthetic rate above what we can take; target >= 50,000);
-2. p99 exchange-event -> database-commit latency at 5,000 messages/s (target <= 20 ms), measured per
+Prints, in this order:
+1. p99 exchange-event -> database-commit latency at 5,000 messages/s (target <= 20 ms), measured per
    row from the event's `E` (the simulator's clock runs on the wall clock) to the commit;
+2. sustained messages/s received, decoded, normalised and committed by one sidecar process (aggregate
+   trades offered at `--offered`, 80,000/s by default; target >= 50,000), with the simulator's own send
+   rate beside it (if that is not well above ours, the simulator is the limit);
 3. reconnect time after a dropped connection: drop -> first message on the new socket (target < 1 s);
-4. resident memory at the end.
+4. peak resident memory.
+`--thread-writes` and `--pipelined-writer` select the writer's other modes, for comparison.
 
 With `--soak-minutes N [--rate 2000]` it instead runs the sidecar for N minutes at `rate` messages/s
 (aggregate trades, plus klines, depth, mark price and tickers at their natural rates) and prints the
