@@ -128,25 +128,36 @@ async def test_writer_batches_and_measures_latency(engine, tmp_path, pipelined):
     await writer.close()
 
 
+@pytest.mark.parametrize("pipelined", [False, True])
 @async_test
-async def test_pipelined_batches_commit_in_order(engine, tmp_path):
-    # Many small batches through two connections: every row once, and each gap's last state wins (a
-    # later batch committing before an earlier one would leave a gap "open" after it was filled).
-    writer = BatchWriter(StreamStore(engine), tmp_path / "spool", batch_size=7, linger=0, pipelined=True)
+async def test_batches_on_two_connections_keep_gap_rows_in_order(engine, tmp_path, pipelined):
+    # Many small batches through two connections (async small batches by default, or pipelined thread
+    # commits): every row once, and each gap's last state wins (a later batch committing before an
+    # earlier one would leave a gap "open" after it was filled).
+    writer = BatchWriter(StreamStore(engine), tmp_path / "spool", batch_size=7, linger=0, pipelined=pipelined)
     writer.start()
+
+    async def taken() -> None:  # the writer has taken what is queued: the next row starts a new batch
+        while writer.pending_rows:
+            await asyncio.sleep(0)
+
     for i in range(1, 401):
         await writer.put("agg_trades", trade(i))
-        while i % 10 == 0 and writer.pending_rows:  # let the writer take them: many small batches
-            await asyncio.sleep(0)
+        if i % 10 == 0:
+            await taken()
         if i % 40 == 0:
             gap = ("SUSHIUSDT", "sushiusdt@aggTrade", "trade", "", T0 + i, None, "disconnect", "open", 0, 0, None)
             await writer.put("gaps", gap)
-            await writer.put("agg_trades", trade(10_000 + i))  # the fill, then the gap's new state
+            await writer.put("agg_trades", trade(20_000 + i))  # a large batch behind the gap row
+            for j in range(300):
+                await writer.put("agg_trades", trade(10_000 + i * 5 + j % 5 + (j // 5) * 100_000))
+            await taken()
+            await writer.put("agg_trades", trade(30_000 + i))  # the fill, then the gap's new state
             await writer.put("gaps", gap[:5] + (T0 + i + 9, "disconnect", "filled", 1, 1, None))
     await writer.flush()
     assert writer.batches_written > 10
     await writer.close()
-    assert count(engine, agg_trades) == 410
+    assert count(engine, agg_trades) == 400 + 10 * 302
     with engine.connect() as conn:
         states = conn.execute(sa.select(stream_gaps.c.state, sa.func.count()).group_by(stream_gaps.c.state)).all()
     assert states == [("filled", 10)]
