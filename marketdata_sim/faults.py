@@ -6,6 +6,9 @@
 - corrupt: archive keys whose zip bytes are damaged while the .CHECKSUM keeps the good hash (mismatch)
 - truncated: archive keys whose zip is cut short and whose .CHECKSUM matches the cut bytes (bad zip)
 - missing: archive keys that answer 404 (a daily file that never appeared, SPEC D.1)
+- shuffled: archive keys whose CSV rows come out of order, every tenth row twice (SPEC D.1: aggTrades
+  2023-05, metrics); the .CHECKSUM matches, as it did for the real files
+- relayout: archive keys whose CSV has an extra column (a changed layout); the .CHECKSUM matches
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ class Faults:
     corrupt: set[str] = field(default_factory=set)
     truncated: set[str] = field(default_factory=set)
     missing: set[str] = field(default_factory=set)
+    shuffled: set[str] = field(default_factory=set)
+    relayout: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -60,7 +65,7 @@ class Faults:
                     hang = {} if hang is True else hang
                     self.hang_count = hang.get("count")
                     self.hang_prefix = str(hang.get("prefix", "/"))
-            for name in ("corrupt", "truncated", "missing"):
+            for name in ("corrupt", "truncated", "missing", "shuffled", "relayout"):
                 if name in spec:
                     getattr(self, name).update(archive_key(p) for p in spec[name] or [])
 
@@ -95,4 +100,5 @@ class Faults:
             "delay": {"ms": self.delay_ms, "count": self.delay_count, "prefix": self.delay_prefix},
             "hang": {"count": self.hang_count, "prefix": self.hang_prefix},
             "corrupt": sorted(self.corrupt), "truncated": sorted(self.truncated), "missing": sorted(self.missing),
+            "shuffled": sorted(self.shuffled), "relayout": sorted(self.relayout),
         }

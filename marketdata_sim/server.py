@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import io
 import threading
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field, fields
 
@@ -125,6 +127,9 @@ async def _archive_file(request: web.Request) -> web.StreamResponse:
         data = archive.zip_bytes(f)
     else:
         data = await asyncio.get_running_loop().run_in_executor(None, archive.zip_bytes, f)
+    if f.key in faults.shuffled or f.key in faults.relayout:
+        data = rewritten_zip(archive.csv_bytes(f), f.filename, shuffle=f.key in faults.shuffled,
+                             extra_column=f.key in faults.relayout)
     if f.key in faults.truncated:
         data = data[: len(data) // 2]
     served = data
@@ -136,6 +141,21 @@ async def _archive_file(request: web.Request) -> web.StreamResponse:
         return web.Response(body=checksum_text(data, f.filename), headers=modified,
                             content_type="application/octet-stream")
     return web.Response(body=served, headers=modified, content_type="application/zip")
+
+
+def rewritten_zip(csv_data: bytes, filename: str, *, shuffle: bool, extra_column: bool) -> bytes:
+    """A defective but checksum-consistent file: rows out of order and partly repeated, or one column more."""
+    lines = csv_data.rstrip(b"\n").split(b"\n")
+    header = [lines.pop(0)] if lines and not lines[0][:1].isdigit() else []
+    if shuffle:
+        lines = [line for i, line in enumerate(reversed(lines)) for _ in range(2 if i % 10 == 0 else 1)]
+    if extra_column:
+        header = [h + b",extra" for h in header]
+        lines = [line + b",0" for line in lines]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        zf.writestr(filename.removesuffix(".zip") + ".csv", b"\n".join(header + lines) + b"\n")
+    return buf.getvalue()
 
 
 async def _listing(request: web.Request) -> web.Response:

@@ -54,3 +54,29 @@ def test_range_run_then_a_deleted_trade_fails_and_a_rerun_repairs(md_defs, insta
     again = check_results(_run(md_defs, instance, md_resource, pk=days[1]))
     assert again[("gaps", days[1])].passed
     assert store.ids("NEWUSDT", first + 5, first + 5) == [first + 5]
+
+
+def test_an_unsorted_archive_file_is_corrected_and_the_correction_reported(md_defs, instance, md_resource, sim):
+    # SPEC D.1: real aggTrades files with rows out of order and repeated; the .CHECKSUM still matches
+    day = "2024-03-06"
+    sim.set_faults(shuffled=[f"/data/futures/um/daily/aggTrades/NEWUSDT/NEWUSDT-aggTrades-{day}.zip"])
+    result = _run(md_defs, instance, md_resource, pk=f"{day}|NEWUSDT")
+    assert result.success
+    [materialization] = result.asset_materializations_for_node("agg_trades")
+    corrections = materialization.metadata["corrections"].value
+    assert any("sorted" in c for c in corrections) and any("duplicate" in c for c in corrections), corrections
+    assert all(e.passed for e in check_results(result).values())
+
+
+def test_a_changed_column_layout_fails_the_run_naming_the_file(md_defs, instance, md_resource, sim):
+    day = "2024-03-07"
+    path = f"/data/futures/um/daily/aggTrades/NEWUSDT/NEWUSDT-aggTrades-{day}.zip"
+    sim.set_faults(relayout=[path])
+    result = dg.materialize(
+        [md_defs.get_assets_def(AGG_TRADES_KEY)], partition_key=f"{day}|NEWUSDT", instance=instance,
+        resources={"marketdata": md_resource}, raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.step_failure_data.error.to_string()
+    assert f"NEWUSDT-aggTrades-{day}" in message

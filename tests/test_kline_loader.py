@@ -151,3 +151,22 @@ def test_an_invalid_bar_fails_its_day_only(loader, repo, sim, monkeypatch):
     assert repo.count_klines("BTCUSDT", "1h", day_start_ms(days[1]), day_start_ms(days[1]) + DAY_MS) == 0
     statuses = {row.day: row.status for row in repo.get_ledger("klines", "BTCUSDT", "1h")}
     assert statuses == {days[0]: COMPLETE, days[1]: FAILED}
+
+
+def test_an_archive_file_out_of_order_with_repeated_rows_is_corrected_and_says_so(loader, repo, sim):
+    day = date(2024, 3, 6)
+    sim.set_faults(shuffled=[f"/data/futures/um/daily/klines/BTCUSDT/1h/BTCUSDT-1h-{day}.zip"])
+    [result] = loader.load("BTCUSDT", "1h", [day])
+    assert result.status == COMPLETE and result.sources == {"archive": 24}
+    assert any("out of open-time order: sorted" in note for note in result.notes)
+    assert any("3 duplicate row(s) dropped" in note for note in result.notes)
+    assert_store_equals_truth(repo, sim, "BTCUSDT", "1h", day_start_ms(day), day_start_ms(day) + DAY_MS)
+
+
+def test_an_archive_file_with_a_changed_layout_is_not_loaded(loader, repo, sim):
+    day = date(2024, 3, 7)
+    sim.set_faults(relayout=[f"/data/futures/um/daily/klines/BTCUSDT/1h/BTCUSDT-1h-{day}.zip"])
+    [result] = loader.load("BTCUSDT", "1h", [day])
+    # the layout is refused with the file named; the day comes from REST and stays provisional
+    assert result.status == COMPLETE and result.sources == {"rest": 24} and result.archive_checksum is None
+    assert any("unexpected kline header" in note and f"BTCUSDT-1h-{day}" in note for note in result.notes)

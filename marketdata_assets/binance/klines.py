@@ -93,6 +93,30 @@ class RawKlines:
         times = self.open_times_ms
         return all(a < b for a, b in zip(times, times[1:], strict=False))
 
+    def sorted_unique(self, name: str = "klines") -> tuple[RawKlines, list[str]]:
+        """Rows in open-time order with exact repeats dropped, and what was corrected (SPEC D.1: archive
+        files out of order or with rows twice). Two different rows for one open time are an error."""
+        times = self.open_times_ms
+        if all(a < b for a, b in zip(times, times[1:], strict=False)):
+            return self, []
+        by_time: dict[int, bytes] = {}
+        repeats = 0
+        for time_ms, line in zip(times, (line for line in self.csv.splitlines() if line), strict=True):
+            seen = by_time.get(time_ms)
+            if seen is None:
+                by_time[time_ms] = line
+            elif seen == line:
+                repeats += 1
+            else:
+                raise KlineFormatError(f"{name}: two different rows open at {time_ms}: {seen!r} and {line!r}")
+        corrections = []
+        if any(a > b for a, b in zip(times, times[1:], strict=False)):
+            corrections.append(f"{name}: rows out of open-time order: sorted")
+        if repeats:
+            corrections.append(f"{name}: {repeats} duplicate row(s) dropped")
+        body = b"\n".join(by_time[t] for t in sorted(by_time))
+        return RawKlines(self.symbol, self.interval, self.source, body + b"\n"), corrections
+
     def text_rows(self) -> list[tuple[str, ...]]:
         """Rows as tuples of the 12 archive fields, exact text."""
         return [tuple(row) for row in csv.reader(io.StringIO(self.csv.decode("ascii")))]

@@ -37,7 +37,7 @@ from marketdata_assets.binance.intervals import (
     validate_interval,
     validate_symbol,
 )
-from marketdata_assets.binance.klines import RawKlines, concat
+from marketdata_assets.binance.klines import KlineFormatError, RawKlines, concat
 from marketdata_assets.binance.rest import BinanceRestClient
 from marketdata_assets.storage.repository import LedgerRow, MarketDataRepository
 from marketdata_assets.validation.gaps import EXCHANGE_GAP, OUT_OF_RANGE, Gap, clip_to_range, find_missing
@@ -297,8 +297,12 @@ class KlineLoader:
                 if got is None:
                     notes.append("archive file not published yet: loaded from REST")
                 else:
-                    archived, checksum = got[0].select(plan.lo, plan.hi), got[1]
-            except BinanceError as exc:
+                    path = self.archive.archive_path(self.kind, symbol, plan.day, interval=interval)
+                    archived, corrections = got[0].sorted_unique(path)
+                    archived, checksum = archived.select(plan.lo, plan.hi), got[1]
+                    notes += corrections
+            except (BinanceError, KlineFormatError) as exc:
+                archived = None  # a file we cannot trust is not loaded at all
                 notes.append(f"archive unusable ({type(exc).__name__}: {exc}): loaded from REST")
                 log.warning("%s %s %s: %s", symbol, interval, plan.day, notes[-1])
         if archived is not None:
