@@ -166,6 +166,9 @@ async def run(url: str, database_url: str, seconds: float, n_symbols: int, spool
               f"duplicates dropped {service.metrics.duplicates.get():,.0f}, "
               f"reconnects {sum(c.reconnects for c in service.connections)}, queued {service.writer.pending_rows:,}); "
               f"the simulator wrote {sent / elapsed:,.0f} msg/s to its sockets")
+        if sum(c.reconnects for c in service.connections):
+            print(f"throughput: NOT A MEASUREMENT - the simulator dropped the sidecar as a slow consumer: "
+                  f"{offered:,.0f} msg/s offered is more than it sustained here; rerun with a lower --offered")
 
     # 3. reconnect after a drop (at 5,000 msg/s, once the throughput phase's backlog is written: a
     # reconnect measured behind a full queue would time the backpressure, not the reconnect).
