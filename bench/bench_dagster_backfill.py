@@ -29,6 +29,8 @@ from pathlib import Path
 
 import httpx
 
+from bench.common import scratch_database
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PG_ADMIN = os.environ.get("MARKETDATA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -87,6 +89,19 @@ def phases(instance, launched_at: float) -> tuple[dict[str, float], float | None
     out = {"submit (daemon pick-up)": first.create_timestamp.timestamp() - launched_at}
     if first.start_time:
         out["queue + run process start"] = first.start_time - first.create_timestamp.timestamp()
+        # the run start, split by the first run's own events (queue, launch by the code server, process up)
+        marks = {}
+        for event in instance.all_logs(first.dagster_run.run_id):
+            kind = event.dagster_event.event_type.name if event.dagster_event else None
+            if kind in ("RUN_DEQUEUED", "RUN_STARTING", "RUN_START", "STEP_START") and kind not in marks:
+                marks[kind] = event.timestamp
+        created = first.create_timestamp.timestamp()
+        if "RUN_DEQUEUED" in marks:
+            out["  queued (run coordinator)"] = marks["RUN_DEQUEUED"] - created
+            if "RUN_START" in marks:
+                out["  launch + run process up"] = marks["RUN_START"] - marks["RUN_DEQUEUED"]
+            if "RUN_START" in marks and "STEP_START" in marks:
+                out["  run start -> first step"] = marks["STEP_START"] - marks["RUN_START"]
     for record in records:
         for stat in instance.get_run_step_stats(record.dagster_run.run_id):
             if stat.start_time and stat.end_time:
@@ -145,7 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", default="2023-01-01")
     parser.add_argument("--end", default="2023-12-31")
     parser.add_argument("--instance", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--database-url", help="market-data store (default: a fresh SQLite file)")
+    parser.add_argument("--market-data", choices=["postgres", "sqlite"], default="postgres",
+                        help="market-data store: a scratch PostgreSQL database (default, as in production) "
+                             "or a fresh SQLite file in DAGSTER_HOME")
+    parser.add_argument("--database-url", help="market-data store URL (overrides --market-data)")
+    parser.add_argument("--cold-archive", action="store_true",
+                        help="do not pre-build the simulator's archive zips (by default they are fetched once "
+                             "before the backfill, as bench_download does: the real archive serves static files)")
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--keep", action="store_true", help="keep DAGSTER_HOME and logs")
     parser.add_argument("--backfill-interval", type=int, metavar="S",
@@ -175,8 +196,31 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copy(ROOT / "dagster.yaml", Path(home) / "dagster.yaml")
     if args.database_url:
         env["DATABASE_URL"] = args.database_url
+        store = "given by --database-url"
+    elif args.market_data == "postgres":
+        market = scratch_database(f"md_bench_backfill_{secrets.token_hex(4)}")
+        env["DATABASE_URL"] = market.__enter__()
+        cleanups.append(lambda: market.__exit__(None, None, None))
+        store = "PostgreSQL (scratch database)"
     else:
         env["DATABASE_URL"] = f"sqlite:///{home}/marketdata.db"
+        store = "SQLite"
+    print(f"market data: {store}; Dagster instance: {args.instance}")
+    from marketdata_assets.binance.intervals import days_between, parse_day
+
+    days = days_between(parse_day(args.start), parse_day(args.end))
+    if not args.cold_archive:
+        # the simulator builds each zip on first request (CPU in this process, ~20 ms a day); Binance serves
+        # static files, so build them before the clock starts, as bench_download does
+        t_warm = time.perf_counter()
+        archive = env["BINANCE_ARCHIVE_URL"].rstrip("/")
+        with httpx.Client(timeout=60) as http:
+            for symbol in args.symbols:
+                for interval in args.intervals:
+                    for day in days:
+                        http.get(f"{archive}/data/futures/um/daily/klines/{symbol}/{interval}/"
+                                 f"{symbol}-{interval}-{day}.zip")
+        print(f"simulator archive warmed in {time.perf_counter() - t_warm:.1f} s (--cold-archive to skip)")
     port = free_port()
     log = open(Path(home) / "dagster_dev.log", "w")  # noqa: SIM115 - closed in finally
     workspace = str(ROOT / "workspace.yaml")
@@ -212,9 +256,6 @@ def main(argv: list[str] | None = None) -> int:
         print(backfill.stdout.strip())
         if backfill.returncode != 0:
             print(backfill.stderr.strip()[-3000:], file=sys.stderr)
-        from marketdata_assets.binance.intervals import days_between, parse_day
-
-        days = days_between(parse_day(args.start), parse_day(args.end))
         partitions = [f"{d.isoformat()}|{s}" for s in args.symbols for d in days]
         problems, last_end, breakdown = verify(env, args.intervals, partitions, launched_at)
         for problem in problems:
@@ -224,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         ready = f"{last_end - launched_at:.1f} s" if last_end else "n/a"
         print(f"{daemon} up in {t_up - t0:.1f} s; backfill of {len(partitions)} partition(s) x "
               f"{len(args.intervals)} asset(s) ({', '.join(args.symbols)}; {', '.join(args.intervals)}; "
-              f"{args.start}..{args.end}; {args.instance} instance): data ready (last run ended) after {ready}, "
+              f"{args.start}..{args.end}; {args.instance} instance, market data in {store}): "
+              f"data ready (last run ended) after {ready}, "
               f"backfill COMPLETED after {t_done - t_up:.1f} s end to end")
         print(REFERENCE)
         status = 0 if backfill.returncode == 0 and not problems else 1

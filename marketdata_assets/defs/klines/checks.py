@@ -12,9 +12,10 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
-from marketdata_assets.binance.intervals import InvalidInputError, day_start_ms
+from marketdata_assets.binance.intervals import DAY_MS, InvalidInputError, day_start_ms
 from marketdata_assets.defs.constants import GAP_CHECK, kline_asset_key
 from marketdata_assets.defs.klines import evaluate as ev
 from marketdata_assets.defs.klines.ledger import record_check_status
@@ -123,6 +124,10 @@ def check_symbol_days(
     """Every selected check for each day of one symbol, from one read of the range (plus the day before)."""
     first, last = days[0], days[-1]
     frame = repo.get_klines(symbol, interval, _utc(first - timedelta(days=1)), _utc(last + timedelta(days=1)))
+    times = ev.open_ms(frame)
+    if times.size and not bool(np.all(times[1:] >= times[:-1])):
+        order = np.argsort(times, kind="stable")
+        frame, times = frame.iloc[order], times[order]
     span = [first + timedelta(days=i) for i in range(-1, (last - first).days + 1)]
     per_day = ev.split_by_day(frame, span)
     ledger = {row.day: row for row in repo.get_ledger(DATASET, symbol, interval, first, last)}
@@ -132,21 +137,24 @@ def check_symbol_days(
         minutes_by_day = ev.split_by_day(minutes, list(days))
     out: dict[str, dict[date, ev.DayCheck]] = {name: {} for name in check_names(interval)}
     if ROWS_CHECK in selected:
-        day_frames = pd.concat([per_day[d] for d in days]) if days else frame.iloc[:0]
+        lo = int(np.searchsorted(times, day_start_ms(first), side="left"))
+        contiguous = (last - first).days + 1 == len(days)
+        day_frames = frame.iloc[lo:] if contiguous else pd.concat([per_day[d] for d in days])
         schema = ev.check_schema(days, day_frames, interval, f"{symbol} {interval}")
+        duplicates = ev.check_duplicates_days(days, frame, times, per_day)
         ohlc = ev.check_ohlc_days(days, frame)
         out[ROWS_CHECK] = {
-            day: ev.combine_parts(day, {"schema": schema[day], "duplicates": ev.check_duplicates(day, per_day[day]),
-                                        "ohlc": ohlc[day]})
+            day: ev.combine_parts(day, {"schema": schema[day], "duplicates": duplicates[day], "ohlc": ohlc[day]})
             for day in days
         }
-    for day in days:
-        rows = per_day[day]
-        if GAP_CHECK in selected:
-            out[GAP_CHECK][day] = ev.check_gaps(day, rows, interval, ledger.get(day))
-        if "continuity" in selected:
-            previous = per_day[day - timedelta(days=1)]
-            out["continuity"][day] = ev.check_continuity(day, rows, previous, interval)
-        if "agrees_with_1m" in selected and interval != "1m":
-            out["agrees_with_1m"][day] = ev.check_agrees_with_1m(day, rows, minutes_by_day[day], interval)
+    if GAP_CHECK in selected:
+        bounds = np.searchsorted(times, [day_start_ms(d) + k * DAY_MS for d in days for k in (0, 1)], side="left")
+        for i, day in enumerate(days):
+            day_times = times[bounds[2 * i]:bounds[2 * i + 1]]
+            out[GAP_CHECK][day] = ev.check_gaps_times(day, day_times, interval, ledger.get(day))
+    if "continuity" in selected:
+        out["continuity"] = ev.check_continuity_days(days, frame, times, interval)
+    if "agrees_with_1m" in selected and interval != "1m":
+        for day in days:
+            out["agrees_with_1m"][day] = ev.check_agrees_with_1m(day, per_day[day], minutes_by_day[day], interval)
     return out

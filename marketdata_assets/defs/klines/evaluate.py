@@ -108,18 +108,34 @@ def classify_missing(stored_ms: Iterable[int], interval: str, day: date, ledger_
 
 def check_gaps(day: date, frame: pd.DataFrame, interval: str, ledger: Any | None) -> DayCheck:
     """Fail on fillable gaps; pass with a warning on exchange gaps; out of range is not a gap."""
+    return check_gaps_times(day, open_ms(frame), interval, ledger)
+
+
+def _full_grid(times: np.ndarray, day: date, step: int) -> bool:
+    """Whether a day's sorted open times are exactly its whole grid (the common case: nothing missing)."""
+    lo = day_start_ms(day)
+    n = DAY_MS // step
+    return (times.size == n and int(times[0]) == lo and int(times[-1]) == lo + DAY_MS - step
+            and bool(np.all(np.diff(times) == step)))
+
+
+def check_gaps_times(day: date, times: np.ndarray, interval: str, ledger: Any | None) -> DayCheck:
+    """`check_gaps` from the day's open times (int64 ms, sorted), without a frame per day."""
     if ledger is None:
         return DayCheck(day, FAILED, "never loaded: no ledger entry for this day",
                         {"fillable_bars": 0, "never_loaded": True})
     if ledger.status == "failed":
         return DayCheck(day, FAILED, f"the last load failed: {ledger.last_error}", {"last_error": ledger.last_error})
-    gaps = classify_missing(open_ms(frame), interval, day, list(ledger.missing or []))
+    if _full_grid(times, day, interval_ms(interval)):
+        gaps: list[Gap] = []
+    else:
+        gaps = classify_missing(times, interval, day, list(ledger.missing or []))
     bars = {cls: sum(g.bars for g in gaps if g.cls == cls) for cls in (FILLABLE, EXCHANGE_GAP, OUT_OF_RANGE)}
     meta = {
         "fillable_bars": bars[FILLABLE],
         "exchange_gap_bars": bars[EXCHANGE_GAP],
         "out_of_range_bars": bars[OUT_OF_RANGE],
-        "stored_rows": len(frame),
+        "stored_rows": int(times.size),
         "gaps": [g.as_dict() for g in gaps if g.cls != OUT_OF_RANGE][:50],
     }
     if bars[FILLABLE]:
@@ -168,6 +184,19 @@ def check_duplicates(day: date, frame: pd.DataFrame) -> DayCheck:
         times = frame.loc[frame["open_time"].duplicated(keep=False), "open_time"].astype(str).unique()
         return DayCheck(day, FAILED, f"{dups} duplicate open time(s)", {"duplicates": list(times[:20])})
     return DayCheck(day, PASSED, "no duplicate open times", {"duplicates": 0})
+
+
+def check_duplicates_days(days: Sequence[date], frame: pd.DataFrame, times: np.ndarray,
+                          per_day: dict[date, pd.DataFrame]) -> dict[date, DayCheck]:
+    """`check_duplicates` for every day from one pass over the range's sorted open times; only days
+    with a repeated open time are looked at as frames (to name the times)."""
+    repeated = times[1:][np.diff(times) == 0]
+    bad_days = set((repeated // DAY_MS).tolist())
+    return {
+        day: check_duplicates(day, per_day[day]) if day_start_ms(day) // DAY_MS in bad_days
+        else DayCheck(day, PASSED, "no duplicate open times", {"duplicates": 0})
+        for day in days
+    }
 
 
 def ohlc_violations(frame: pd.DataFrame) -> pd.Series:
@@ -250,6 +279,37 @@ def check_continuity(day: date, frame: pd.DataFrame, previous: pd.DataFrame, int
     if jump > CONTINUITY_MAX_JUMP:
         return DayCheck(day, FAILED, f"the first open is {jump:.1%} away from the previous day's last close", meta)
     return DayCheck(day, PASSED, "continuous with the previous day", meta)
+
+
+def check_continuity_days(days: Sequence[date], frame: pd.DataFrame, times: np.ndarray,
+                          interval: str) -> dict[date, DayCheck]:
+    """`check_continuity` for every day of a range from the range's sorted open times (the frame must
+    also hold the day before the first), with the same verdicts and metadata, no frame per day."""
+    step = interval_ms(interval)
+    opens = frame["open"].to_numpy(dtype=float) if len(frame) else np.empty(0)
+    closes = frame["close"].to_numpy(dtype=float) if len(frame) else np.empty(0)
+
+    def find(ms: int) -> int | None:
+        i = int(np.searchsorted(times, ms, side="left"))
+        return i if i < times.size and int(times[i]) == ms else None
+
+    out = {}
+    for day in days:
+        start = day_start_ms(day)
+        first, last = find(start), find(start - step)
+        if first is None or last is None:
+            which = "this day's first bar" if first is None else "the previous day's last bar"
+            out[day] = DayCheck(day, PASSED, f"not comparable: {which} is not stored", {"compared": False})
+            continue
+        prev_close, first_open = float(closes[last]), float(opens[first])
+        jump = abs(first_open - prev_close) / prev_close if prev_close else 0.0
+        meta = {"compared": True, "previous_close": prev_close, "first_open": first_open, "jump": round(jump, 6)}
+        if jump > CONTINUITY_MAX_JUMP:
+            out[day] = DayCheck(day, FAILED, f"the first open is {jump:.1%} away from the previous day's last "
+                                "close", meta)
+        else:
+            out[day] = DayCheck(day, PASSED, "continuous with the previous day", meta)
+    return out
 
 
 # -- higher intervals agree with 1m -------------------------------------------------------------------
