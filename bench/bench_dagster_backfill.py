@@ -89,19 +89,18 @@ def phases(instance, launched_at: float) -> tuple[dict[str, float], float | None
     out = {"submit (daemon pick-up)": first.create_timestamp.timestamp() - launched_at}
     if first.start_time:
         out["queue + run process start"] = first.start_time - first.create_timestamp.timestamp()
-        # the run start, split by the first run's own events (queue, launch by the code server, process up)
+        # the run start, split by the first run's own events (backfill runs skip the queue: ENQUEUED, then
+        # STARTING when the daemon hands it to the code server, START once the run process is up)
         marks = {}
         for event in instance.all_logs(first.dagster_run.run_id):
             kind = event.dagster_event.event_type.name if event.dagster_event else None
-            if kind in ("RUN_DEQUEUED", "RUN_STARTING", "RUN_START", "STEP_START") and kind not in marks:
+            if kind in ("RUN_STARTING", "RUN_START", "STEP_START") and kind not in marks:
                 marks[kind] = event.timestamp
         created = first.create_timestamp.timestamp()
-        if "RUN_DEQUEUED" in marks:
-            out["  queued (run coordinator)"] = marks["RUN_DEQUEUED"] - created
-            if "RUN_START" in marks:
-                out["  launch + run process up"] = marks["RUN_START"] - marks["RUN_DEQUEUED"]
-            if "RUN_START" in marks and "STEP_START" in marks:
-                out["  run start -> first step"] = marks["STEP_START"] - marks["RUN_START"]
+        if {"RUN_STARTING", "RUN_START", "STEP_START"} <= marks.keys():
+            out["  created -> launched"] = marks["RUN_STARTING"] - created
+            out["  launched -> process up"] = marks["RUN_START"] - marks["RUN_STARTING"]
+            out["  process up -> first step"] = marks["STEP_START"] - marks["RUN_START"]
     for record in records:
         for stat in instance.get_run_step_stats(record.dagster_run.run_id):
             if stat.start_time and stat.end_time:
