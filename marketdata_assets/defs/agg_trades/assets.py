@@ -8,16 +8,13 @@ The `gaps` check is id continuity against the ledger (`ingest.agg_trades.check_d
 """
 
 import warnings
-from collections import Counter
 from collections.abc import Iterator
 
 import dagster as dg
 
-from marketdata_assets.binance.intervals import InvalidInputError
-from marketdata_assets.defs.constants import BINANCE_POOL, EXCHANGE_INFO_KEY
 from marketdata_assets.defs.datasets.common import evaluations, record_check_status, run_partitions
+from marketdata_assets.defs.datasets.daily_asset import build_daily_dataset_asset, summed_sources
 from marketdata_assets.defs.klines import evaluate as ev
-from marketdata_assets.defs.klines.partitions import partition_key
 from marketdata_assets.defs.resources import MarketDataResource
 from marketdata_assets.ingest.agg_trades import DATASET, FAILED, AggDayResult, AggTradeLoader, check_day
 from marketdata_assets.storage.agg_trades_store import AggTradeStore
@@ -45,58 +42,31 @@ def day_metadata(result: AggDayResult) -> dict:
     return meta
 
 
+def summary(results: list[AggDayResult]) -> dict:
+    return {
+        "partitions": len(results),
+        "dagster/row_count": sum(r.rows for r in results),
+        "sources": summed_sources(r.sources for r in results),
+        "corrections": dg.MetadataValue.json([c for r in results for c in r.corrections][:50]),
+    }
+
+
 def build_agg_trades_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.BetaWarning)
-
-        @dg.asset(
-            key=AGG_TRADES_KEY,
-            partitions_def=partitions_def,
-            backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=AGG_DAYS_PER_RUN),
-            pool=BINANCE_POOL,
-            deps=[EXCHANGE_INFO_KEY],
-            group_name="trades",
-            kinds={"python", "binance"},
-            metadata={"table": "agg_trades"},
-            description="Binance USD-M Futures aggregate trades per UTC day and symbol: the archive's daily "
-                        "aggTrades file (sorted by id, exact duplicates dropped and reported), REST by fromId "
-                        "for the rest and every id hole. Rows in `agg_trades` (shared with the stream), per-day "
-                        "figures in `partition_ledger`.",
-        )
-        def agg_trades(context: dg.AssetExecutionContext, marketdata: MarketDataResource) -> dg.MaterializeResult:
-            grouped = run_partitions("agg_trades", context.partition_keys)
-            runtime = marketdata.runtime()
-            loader = AggTradeLoader(runtime.engine, runtime.rest, runtime.archive)
-            results: list[AggDayResult] = []
-            for symbol, days in grouped.items():
-                try:
-                    results += loader.load(symbol, days)
-                except InvalidInputError as exc:
-                    shown = ", ".join(str(partition_key(d, symbol)) for d in days[:5])
-                    raise dg.Failure(description=f"agg_trades partition(s) {shown}: {exc}") from None
-            if len(results) > 1:
-                for result in results:
-                    context.log_event(dg.AssetObservation(
-                        asset_key=AGG_TRADES_KEY, partition=str(partition_key(result.day, result.symbol)),
-                        metadata=day_metadata(result)))
-            failed = [r for r in results if r.status == FAILED]
-            if failed:
-                causes = "; ".join(f"{partition_key(r.day, r.symbol)}: {r.error}" for r in failed[:10])
-                raise dg.Failure(description=f"agg_trades: {len(failed)} of {len(results)} day(s) failed and "
-                                             f"were not stored: {causes}")
-            if len(results) == 1:
-                return dg.MaterializeResult(metadata=day_metadata(results[0]))
-            sources: Counter[str] = Counter()
-            for result in results:
-                sources.update(result.sources)
-            return dg.MaterializeResult(metadata={
-                "partitions": len(results),
-                "dagster/row_count": sum(r.rows for r in results),
-                "sources": dg.MetadataValue.json(dict(sources)),
-                "corrections": dg.MetadataValue.json([c for r in results for c in r.corrections][:50]),
-            })
-
-    return agg_trades
+    return build_daily_dataset_asset(
+        AGG_TRADES_KEY,
+        partitions_def=partitions_def,
+        days_per_run=AGG_DAYS_PER_RUN,
+        group_name="trades",
+        metadata={"table": "agg_trades"},
+        description="Binance USD-M Futures aggregate trades per UTC day and symbol: the archive's daily "
+                    "aggTrades file (sorted by id, exact duplicates dropped and reported), REST by fromId "
+                    "for the rest and every id hole. Rows in `agg_trades` (shared with the stream), per-day "
+                    "figures in `partition_ledger`.",
+        loader=lambda runtime: AggTradeLoader(runtime.engine, runtime.rest, runtime.archive).load,
+        day_metadata=day_metadata,
+        summary=summary,
+        failure_cause=lambda r: f"{r.error}" if r.status == FAILED else None,
+    )
 
 
 def build_agg_trades_checks(partitions_def: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:

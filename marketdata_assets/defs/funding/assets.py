@@ -7,7 +7,6 @@ a missing event fails, and the ledger's check status says so for `marketdata gap
 """
 
 import warnings
-from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -15,8 +14,8 @@ import dagster as dg
 
 from marketdata_assets.binance.errors import BinanceError
 from marketdata_assets.binance.intervals import DAY_MS, InvalidInputError, day_start_ms
-from marketdata_assets.defs.constants import BINANCE_POOL, EXCHANGE_INFO_KEY
 from marketdata_assets.defs.datasets.common import evaluations, record_check_status, run_partitions
+from marketdata_assets.defs.datasets.daily_asset import build_daily_dataset_asset, summed_sources
 from marketdata_assets.defs.klines import evaluate as ev
 from marketdata_assets.defs.klines.partitions import partition_key
 from marketdata_assets.defs.resources import MarketDataResource
@@ -45,56 +44,32 @@ def day_metadata(result: FundingDayResult) -> dict:
     return meta
 
 
+def summary(results: list[FundingDayResult]) -> dict:
+    return {
+        "partitions": len(results),
+        "dagster/row_count": sum(r.events for r in results),
+        "sources": summed_sources(r.sources for r in results),
+        "missing_events": dg.MetadataValue.json(
+            {str(partition_key(r.day, r.symbol)): [_iso(t) for t in r.missing] for r in results if r.missing}),
+    }
+
+
 def build_funding_asset(partitions_def: dg.PartitionsDefinition, days_per_run: int) -> dg.AssetsDefinition:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.BetaWarning)
-
-        @dg.asset(
-            key=FUNDING_KEY,
-            partitions_def=partitions_def,
-            backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=days_per_run),
-            pool=BINANCE_POOL,
-            deps=[EXCHANGE_INFO_KEY],
-            group_name="funding",
-            kinds={"python", "binance"},
-            metadata={"table": "funding_rates"},
-            description="Binance USD-M Futures funding events per UTC day and symbol: the archive's monthly "
-                        "fundingRate files (with each event's interval) and REST fundingRate (mark price, "
-                        "unarchived months). Rows in `funding_rates`, per-day figures in `partition_ledger`.",
-        )
-        def funding_rates(context: dg.AssetExecutionContext, marketdata: MarketDataResource) -> dg.MaterializeResult:
-            grouped = run_partitions("funding_rates", context.partition_keys)
-            runtime = marketdata.runtime()
-            loader = FundingLoader(runtime.engine, runtime.rest, runtime.archive)
-            results: list[FundingDayResult] = []
-            for symbol, days in grouped.items():
-                try:
-                    results += loader.load(symbol, days)
-                except (InvalidInputError, FundingFormatError, BinanceError) as exc:
-                    shown = ", ".join(str(partition_key(d, symbol)) for d in days[:5])
-                    raise dg.Failure(description=f"funding_rates partition(s) {shown}: "
-                                                 f"{type(exc).__name__}: {exc}") from None
-            if len(results) > 1:
-                for result in results:
-                    context.log_event(dg.AssetObservation(
-                        asset_key=FUNDING_KEY, partition=str(partition_key(result.day, result.symbol)),
-                        metadata=day_metadata(result)))
-                sources: Counter[str] = Counter()
-                for result in results:
-                    sources.update(result.sources)
-                meta = {
-                    "partitions": len(results),
-                    "dagster/row_count": sum(r.events for r in results),
-                    "sources": dg.MetadataValue.json(dict(sources)),
-                    "missing_events": dg.MetadataValue.json(
-                        {str(partition_key(r.day, r.symbol)): [_iso(t) for t in r.missing] for r in results
-                         if r.missing}),
-                }
-            else:
-                meta = day_metadata(results[0])
-            return dg.MaterializeResult(metadata=meta)
-
-    return funding_rates
+    return build_daily_dataset_asset(
+        FUNDING_KEY,
+        partitions_def=partitions_def,
+        days_per_run=days_per_run,
+        group_name="funding",
+        metadata={"table": "funding_rates"},
+        description="Binance USD-M Futures funding events per UTC day and symbol: the archive's monthly "
+                    "fundingRate files (with each event's interval) and REST fundingRate (mark price, "
+                    "unarchived months). Rows in `funding_rates`, per-day figures in `partition_ledger`.",
+        loader=lambda runtime: FundingLoader(runtime.engine, runtime.rest, runtime.archive).load,
+        day_metadata=day_metadata,
+        summary=summary,
+        errors=(InvalidInputError, FundingFormatError, BinanceError),
+        describe_error=lambda exc: f"{type(exc).__name__}: {exc}",
+    )
 
 
 def build_funding_checks(partitions_def: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:

@@ -12,11 +12,9 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from marketdata_assets.binance.intervals import InvalidInputError
-from marketdata_assets.defs.constants import BINANCE_POOL, EXCHANGE_INFO_KEY
 from marketdata_assets.defs.datasets.common import evaluations, record_check_status, run_partitions
+from marketdata_assets.defs.datasets.daily_asset import build_daily_dataset_asset
 from marketdata_assets.defs.klines import evaluate as ev
-from marketdata_assets.defs.klines.partitions import partition_key
 from marketdata_assets.defs.resources import MarketDataResource
 from marketdata_assets.ingest.market_stats import (
     FAILED,
@@ -67,55 +65,29 @@ def day_metadata(result: StatsDayResult) -> dict:
     return meta
 
 
+def summary(results: list[StatsDayResult]) -> dict:
+    return {
+        "partitions": len(results),
+        "dagster/row_count": sum(r.rows for r in results),
+        "expected_rows": sum(r.expected_rows for r in results),
+        "corrections": dg.MetadataValue.json([c for r in results for c in r.corrections][:50]),
+    }
+
+
 def build_stats_asset(dataset: StatsDataset, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    key = stats_asset_key(dataset)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.BetaWarning)
-
-        @dg.asset(
-            key=key,
-            partitions_def=partitions_def,
-            backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=DAYS_PER_RUN),
-            pool=BINANCE_POOL,
-            deps=[EXCHANGE_INFO_KEY],
-            group_name="market_stats",
-            kinds={"python", "binance"},
-            metadata={"table": dataset.table.name, "archive_type": dataset.data_type},
-            description=DESCRIPTIONS[dataset.name],
-        )
-        def _stats(context: dg.AssetExecutionContext, marketdata: MarketDataResource) -> dg.MaterializeResult:
-            grouped = run_partitions(dataset.name, context.partition_keys)
-            runtime = marketdata.runtime()
-            loader = StatsLoader(dataset, runtime.engine, runtime.rest, runtime.archive)
-            results: list[StatsDayResult] = []
-            for symbol, days in grouped.items():
-                try:
-                    results += loader.load(symbol, days)
-                except InvalidInputError as exc:
-                    shown = ", ".join(str(partition_key(d, symbol)) for d in days[:5])
-                    raise dg.Failure(description=f"{dataset.name} partition(s) {shown}: {exc}") from None
-            if len(results) > 1:
-                for result in results:
-                    context.log_event(dg.AssetObservation(
-                        asset_key=key, partition=str(partition_key(result.day, result.symbol)),
-                        metadata=day_metadata(result)))
-            failed = [r for r in results if r.status == FAILED]
-            if failed:
-                causes = "; ".join(f"{partition_key(r.day, r.symbol)}: {r.error}" for r in failed[:10])
-                raise dg.Failure(
-                    description=f"{dataset.name}: {len(failed)} of {len(results)} day(s) failed and were not "
-                                f"stored: {causes}",
-                    metadata={"failed_partitions": [str(partition_key(r.day, r.symbol)) for r in failed]})
-            if len(results) == 1:
-                return dg.MaterializeResult(metadata=day_metadata(results[0]))
-            return dg.MaterializeResult(metadata={
-                "partitions": len(results),
-                "dagster/row_count": sum(r.rows for r in results),
-                "expected_rows": sum(r.expected_rows for r in results),
-                "corrections": dg.MetadataValue.json([c for r in results for c in r.corrections][:50]),
-            })
-
-    return _stats
+    return build_daily_dataset_asset(
+        stats_asset_key(dataset),
+        partitions_def=partitions_def,
+        days_per_run=DAYS_PER_RUN,
+        group_name="market_stats",
+        metadata={"table": dataset.table.name, "archive_type": dataset.data_type},
+        description=DESCRIPTIONS[dataset.name],
+        loader=lambda runtime: StatsLoader(dataset, runtime.engine, runtime.rest, runtime.archive).load,
+        day_metadata=day_metadata,
+        summary=summary,
+        failure_cause=lambda r: f"{r.error}" if r.status == FAILED else None,
+        failed_partitions_metadata=True,
+    )
 
 
 def build_stats_checks(dataset: StatsDataset, partitions_def: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:

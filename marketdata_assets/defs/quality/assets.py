@@ -8,14 +8,12 @@ day's `score`), which the asset's Plots tab draws over partitions. Range runs re
 observation (attributed to its partition) so the plots hold one point per day in every case.
 """
 
-import warnings
 from collections.abc import Sequence
 
 import dagster as dg
 
-from marketdata_assets.defs.datasets.common import run_partitions
+from marketdata_assets.defs.datasets.daily_asset import build_daily_dataset_asset
 from marketdata_assets.defs.klines.partitions import partition_key
-from marketdata_assets.defs.resources import MarketDataResource
 from marketdata_assets.validation.quality import DayQuality, day_quality
 
 QUALITY_KEY = dg.AssetKey("data_quality")
@@ -33,40 +31,33 @@ def quality_metadata(quality: DayQuality) -> dict:
     return meta
 
 
+def summary(days: list[DayQuality]) -> dict:
+    worst = sorted(days, key=lambda q: q.score)[:20]
+    return {
+        "partitions": len(days),
+        "mean_score": round(sum(q.score for q in days) / len(days), 6),
+        "worst_days": dg.MetadataValue.md("| partition | score |\n|---|---|\n" + "\n".join(
+            f"| {partition_key(q.day, q.symbol)} | {q.score:.2%} |" for q in worst)),
+    }
+
+
 def build_quality_asset(partitions_def: dg.PartitionsDefinition, datasets: Sequence[tuple[str, str]],
                         upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
     """`datasets`: the (ledger dataset, interval) pairs scored; `upstream`: their assets (lineage)."""
     pairs = list(datasets)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.BetaWarning)
-
-        @dg.asset(
-            key=QUALITY_KEY,
-            partitions_def=partitions_def,
-            backfill_policy=dg.BackfillPolicy.single_run(),
-            deps=list(upstream),
-            group_name="quality",
-            kinds={"python"},
-            description="Data quality per UTC day and symbol: completeness per dataset, gaps by class, repairs, "
-                        "provisional (not archive-confirmed) share; a table per partition and numeric metadata "
-                        "per dataset for the Plots tab. Reads the store only (no Binance request).",
-        )
-        def data_quality(context: dg.AssetExecutionContext, marketdata: MarketDataResource) -> dg.MaterializeResult:
-            grouped = run_partitions("data_quality", context.partition_keys)
-            engine = marketdata.runtime().engine
-            days = [day_quality(engine, symbol, day, pairs) for symbol, ds in grouped.items() for day in ds]
-            if len(days) == 1:
-                return dg.MaterializeResult(metadata=quality_metadata(days[0]))
-            for quality in days:
-                context.log_event(dg.AssetObservation(
-                    asset_key=QUALITY_KEY, partition=str(partition_key(quality.day, quality.symbol)),
-                    metadata=quality_metadata(quality)))
-            worst = sorted(days, key=lambda q: q.score)[:20]
-            return dg.MaterializeResult(metadata={
-                "partitions": len(days),
-                "mean_score": round(sum(q.score for q in days) / len(days), 6),
-                "worst_days": dg.MetadataValue.md("| partition | score |\n|---|---|\n" + "\n".join(
-                    f"| {partition_key(q.day, q.symbol)} | {q.score:.2%} |" for q in worst)),
-            })
-
-    return data_quality
+    return build_daily_dataset_asset(
+        QUALITY_KEY,
+        partitions_def=partitions_def,
+        days_per_run=None,
+        deps=upstream,
+        pool=None,
+        group_name="quality",
+        kinds=("python",),
+        description="Data quality per UTC day and symbol: completeness per dataset, gaps by class, repairs, "
+                    "provisional (not archive-confirmed) share; a table per partition and numeric metadata "
+                    "per dataset for the Plots tab. Reads the store only (no Binance request).",
+        loader=lambda runtime: lambda symbol, days: [day_quality(runtime.engine, symbol, d, pairs) for d in days],
+        day_metadata=quality_metadata,
+        summary=summary,
+        errors=(),
+    )
