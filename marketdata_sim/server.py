@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 
 from aiohttp import web
 
-from marketdata_sim.archive import Archive, checksum_text, http_date, last_modified, no_such_key
+from marketdata_sim.archive import ZIP_TIME, Archive, checksum_text, http_date, last_modified, no_such_key
 from marketdata_sim.control import add_control_routes
 from marketdata_sim.faults import Faults
 from marketdata_sim.market import DEFAULT_OUTAGES, SimMarket
@@ -154,7 +154,10 @@ def rewritten_zip(csv_data: bytes, filename: str, *, shuffle: bool, extra_column
         lines = [line + b",0" for line in lines]
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-        zf.writestr(filename.removesuffix(".zip") + ".csv", b"\n".join(header + lines) + b"\n")
+        # a fixed timestamp: the .CHECKSUM and the zip are separate requests and must hash the same bytes
+        info = zipfile.ZipInfo(filename.removesuffix(".zip") + ".csv", date_time=ZIP_TIME)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        zf.writestr(info, b"\n".join(header + lines) + b"\n")
     return buf.getvalue()
 
 
