@@ -29,8 +29,6 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import scratch_database
-
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PG_ADMIN = os.environ.get("MARKETDATA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -197,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         env["DATABASE_URL"] = args.database_url
         store = "given by --database-url"
     elif args.market_data == "postgres":
+        if str(ROOT) not in sys.path:  # run as a script (tests do): `bench` is a package of the repository root
+            sys.path.insert(0, str(ROOT))
+        from bench.common import scratch_database
+
         market = scratch_database(f"md_bench_backfill_{secrets.token_hex(4)}")
         env["DATABASE_URL"] = market.__enter__()
         cleanups.append(lambda: market.__exit__(None, None, None))
