@@ -42,17 +42,6 @@ def record_check_status(
                 conn.execute(statement, params)
 
 
-def repair_attempts(engine: Engine, symbol: str, interval: str, day: date) -> int:
-    with engine.connect() as conn:
-        value = conn.execute(sa.select(ledger.c.repair_attempts).where(_where(symbol, interval, day))).scalar()
-    return int(value or 0)
-
-
-def add_repair_attempt(repo, symbol: str, interval: str, day: date) -> int:
-    """Count one more repair run for the day; returns the new count (0 when the day has no ledger row)."""
-    return int(repo.record_repair_attempt(DATASET, symbol, interval, day) or 0)
-
-
 def provisional_days(engine: Engine, intervals: list[str], before: date, limit: int) -> list[tuple[str, str, date]]:
     """(symbol, interval, day) loaded without the archive (REST only or partial) that are old enough to settle."""
     query = (
