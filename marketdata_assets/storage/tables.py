@@ -22,29 +22,36 @@ KLINE_VALUE_COLUMNS = (
     "taker_buy_volume", "taker_buy_quote_volume",
 )
 
-kline_data = sa.Table(
-    "kline_data",
-    metadata,
-    sa.Column("id", BigId, sa.Identity(), primary_key=True),
-    sa.Column("symbol", sa.String(32), nullable=False),
-    sa.Column("interval", sa.String(8), nullable=False),
-    sa.Column("open_time", UtcTimestamp(), nullable=False),
-    sa.Column("open", ExactDecimal(), nullable=False),
-    sa.Column("high", ExactDecimal(), nullable=False),
-    sa.Column("low", ExactDecimal(), nullable=False),
-    sa.Column("close", ExactDecimal(), nullable=False),
-    sa.Column("volume", ExactDecimal(), nullable=False),
-    sa.Column("close_time", UtcTimestamp(), nullable=False),
-    sa.Column("quote_volume", ExactDecimal(), nullable=False),
-    sa.Column("trades_count", sa.BigInteger(), nullable=False),
-    sa.Column("taker_buy_volume", ExactDecimal(), nullable=False),
-    sa.Column("taker_buy_quote_volume", ExactDecimal(), nullable=False),
-    sa.Column("source", sa.String(16), nullable=False),
-    sa.Column("ingested_at", UtcTimestamp(), nullable=False),
-    sa.UniqueConstraint("symbol", "interval", "open_time", name="uq_kline_data_symbol_interval_open_time"),
-    sa.CheckConstraint("source IN ('archive', 'rest', 'stream')", name="ck_kline_data_source"),
-)
-sa.Index("ix_kline_data_symbol_open_time", kline_data.c.symbol, kline_data.c.open_time.desc())
+def kline_shaped_table(name: str) -> sa.Table:
+    """A table in the kline layout (klines, and mark/index/premium price klines), keyed by
+    (symbol, interval, open_time), with the (symbol, open_time desc) index the readers use."""
+    table = sa.Table(
+        name,
+        metadata,
+        sa.Column("id", BigId, sa.Identity(), primary_key=True),
+        sa.Column("symbol", sa.String(32), nullable=False),
+        sa.Column("interval", sa.String(8), nullable=False),
+        sa.Column("open_time", UtcTimestamp(), nullable=False),
+        sa.Column("open", ExactDecimal(), nullable=False),
+        sa.Column("high", ExactDecimal(), nullable=False),
+        sa.Column("low", ExactDecimal(), nullable=False),
+        sa.Column("close", ExactDecimal(), nullable=False),
+        sa.Column("volume", ExactDecimal(), nullable=False),
+        sa.Column("close_time", UtcTimestamp(), nullable=False),
+        sa.Column("quote_volume", ExactDecimal(), nullable=False),
+        sa.Column("trades_count", sa.BigInteger(), nullable=False),
+        sa.Column("taker_buy_volume", ExactDecimal(), nullable=False),
+        sa.Column("taker_buy_quote_volume", ExactDecimal(), nullable=False),
+        sa.Column("source", sa.String(16), nullable=False),
+        sa.Column("ingested_at", UtcTimestamp(), nullable=False),
+        sa.UniqueConstraint("symbol", "interval", "open_time", name=f"uq_{name}_symbol_interval_open_time"),
+        sa.CheckConstraint("source IN ('archive', 'rest', 'stream')", name=f"ck_{name}_source"),
+    )
+    sa.Index(f"ix_{name}_symbol_open_time", table.c.symbol, table.c.open_time.desc())
+    return table
+
+
+kline_data = kline_shaped_table("kline_data")
 
 LEDGER_STATUSES = ("complete", "incomplete", "failed", "out_of_range")
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from marketdata_assets.binance.intervals import InvalidInputError
-from marketdata_assets.storage.tables import BigId, kline_data, metadata
-from marketdata_assets.storage.types import ExactDecimal, UtcTimestamp
+from marketdata_assets.storage.tables import kline_data, kline_shaped_table
 
 # kind (Binance's REST path and archive data type) -> table name
 PRICE_KLINE_KINDS = {
@@ -25,36 +24,9 @@ PRICE_KLINE_KINDS = {
 }
 
 
-def _kline_shaped(name: str) -> sa.Table:
-    table = sa.Table(
-        name,
-        metadata,
-        sa.Column("id", BigId, sa.Identity(), primary_key=True),
-        sa.Column("symbol", sa.String(32), nullable=False),
-        sa.Column("interval", sa.String(8), nullable=False),
-        sa.Column("open_time", UtcTimestamp(), nullable=False),
-        sa.Column("open", ExactDecimal(), nullable=False),
-        sa.Column("high", ExactDecimal(), nullable=False),
-        sa.Column("low", ExactDecimal(), nullable=False),
-        sa.Column("close", ExactDecimal(), nullable=False),
-        sa.Column("volume", ExactDecimal(), nullable=False),
-        sa.Column("close_time", UtcTimestamp(), nullable=False),
-        sa.Column("quote_volume", ExactDecimal(), nullable=False),
-        sa.Column("trades_count", sa.BigInteger(), nullable=False),
-        sa.Column("taker_buy_volume", ExactDecimal(), nullable=False),
-        sa.Column("taker_buy_quote_volume", ExactDecimal(), nullable=False),
-        sa.Column("source", sa.String(16), nullable=False),
-        sa.Column("ingested_at", UtcTimestamp(), nullable=False),
-        sa.UniqueConstraint("symbol", "interval", "open_time", name=f"uq_{name}_symbol_interval_open_time"),
-        sa.CheckConstraint("source IN ('archive', 'rest', 'stream')", name=f"ck_{name}_source"),
-    )
-    sa.Index(f"ix_{name}_symbol_open_time", table.c.symbol, table.c.open_time.desc())
-    return table
-
-
-mark_price_klines = _kline_shaped("mark_price_klines")
-index_price_klines = _kline_shaped("index_price_klines")
-premium_index_klines = _kline_shaped("premium_index_klines")
+mark_price_klines = kline_shaped_table("mark_price_klines")
+index_price_klines = kline_shaped_table("index_price_klines")
+premium_index_klines = kline_shaped_table("premium_index_klines")
 
 KLINE_TABLES: dict[str, sa.Table] = {
     "klines": kline_data,
