@@ -5,7 +5,10 @@ The loaders use listing/delisting to tell a gap from a day out of range (DESIGN.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from marketdata_assets.binance.intervals import InvalidInputError, validate_symbol
 
 # Perpetuals carry this far-future deliveryDate as a sentinel (SPEC A.5); real BTCUSDT sometimes adds 2 s.
 PERPETUAL_SENTINEL_MS = 4_133_404_800_000
@@ -51,3 +54,26 @@ def parse_exchange_info(payload: dict) -> dict[str, SymbolInfo]:
 def trading_perpetuals(symbols: dict[str, SymbolInfo]) -> list[str]:
     """Names of symbols with status TRADING and contract type PERPETUAL (SPEC A.5), sorted."""
     return sorted(name for name, info in symbols.items() if info.is_trading_perpetual)
+
+
+class SymbolDirectory:
+    """exchangeInfo's symbols, fetched once on first use (weight 1); `info` refuses a symbol it lacks.
+
+    Every loader validates its symbol through one of these, so "unknown symbol" reads the same everywhere.
+    """
+
+    def __init__(self, fetch: Callable[[], dict], symbols: dict[str, SymbolInfo] | None = None) -> None:
+        self._fetch = fetch
+        self._symbols = symbols
+
+    def all(self) -> dict[str, SymbolInfo]:
+        if self._symbols is None:
+            self._symbols = parse_exchange_info(self._fetch())
+        return self._symbols
+
+    def info(self, symbol: str) -> SymbolInfo:
+        validate_symbol(symbol)
+        info = self.all().get(symbol)
+        if info is None:
+            raise InvalidInputError(f"unknown symbol {symbol!r}: not in the exchange's exchangeInfo")
+        return info

@@ -30,8 +30,8 @@ from marketdata_assets.binance.agg_trades import (
 )
 from marketdata_assets.binance.archive import ArchiveClient, archive_path
 from marketdata_assets.binance.errors import BinanceError
-from marketdata_assets.binance.exchange_info import SymbolInfo, parse_exchange_info
-from marketdata_assets.binance.intervals import DAY_MS, InvalidInputError, day_start_ms, validate_symbol
+from marketdata_assets.binance.exchange_info import SymbolDirectory, SymbolInfo
+from marketdata_assets.binance.intervals import DAY_MS, day_start_ms
 from marketdata_assets.binance.rest import AGG_TRADES_MAX_LIMIT, AGG_TRADES_MAX_SPAN_MS, BinanceRestClient
 from marketdata_assets.storage.agg_trades_store import AggTradeStore
 from marketdata_assets.storage.ledger import LedgerRow
@@ -77,17 +77,11 @@ class AggTradeLoader:
         self.store = AggTradeStore(engine)
         self.rest = rest
         self.archive = archive
-        self._symbols = symbols
+        self.directory = SymbolDirectory(rest.exchange_info, symbols)
         self.now_ms = now_ms or rest.server_time_ms
 
     def symbol_info(self, symbol: str) -> SymbolInfo:
-        validate_symbol(symbol)
-        if self._symbols is None:
-            self._symbols = parse_exchange_info(self.rest.exchange_info())
-        info = self._symbols.get(symbol)
-        if info is None:
-            raise InvalidInputError(f"unknown symbol {symbol!r}: not in the exchange's exchangeInfo")
-        return info
+        return self.directory.info(symbol)
 
     def load(self, symbol: str, days: Sequence[date],
              progress: Callable[[AggDayResult], None] | None = None) -> list[AggDayResult]:

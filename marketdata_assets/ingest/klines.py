@@ -27,7 +27,7 @@ import numpy as np
 
 from marketdata_assets.binance.archive import ArchiveClient
 from marketdata_assets.binance.errors import BinanceError, InvalidSymbolError
-from marketdata_assets.binance.exchange_info import SymbolInfo, parse_exchange_info
+from marketdata_assets.binance.exchange_info import SymbolDirectory, SymbolInfo
 from marketdata_assets.binance.intervals import (
     DAY_MS,
     InvalidInputError,
@@ -35,7 +35,6 @@ from marketdata_assets.binance.intervals import (
     interval_ms,
     ms_to_datetime,
     validate_interval,
-    validate_symbol,
 )
 from marketdata_assets.binance.klines import KlineFormatError, RawKlines, concat
 from marketdata_assets.binance.rest import BinanceRestClient
@@ -144,7 +143,7 @@ class KlineLoader:
         self.repo = repo
         self.rest = rest
         self.archive = archive
-        self._symbols = symbols
+        self.directory = SymbolDirectory(rest.exchange_info, symbols)
         # the exchange's clock decides what has closed (a skewed local clock must not invent gaps)
         self.now_ms = now_ms or rest.server_time_ms
         self.batch_days = batch_days
@@ -165,16 +164,10 @@ class KlineLoader:
     # -- symbols -------------------------------------------------------------------------------------
     def symbols(self) -> dict[str, SymbolInfo]:
         """exchangeInfo, fetched once per loader (weight 1)."""
-        if self._symbols is None:
-            self._symbols = parse_exchange_info(self.rest.exchange_info())
-        return self._symbols
+        return self.directory.all()
 
     def symbol_info(self, symbol: str) -> SymbolInfo:
-        validate_symbol(symbol)
-        info = self.symbols().get(symbol)
-        if info is None:
-            raise InvalidInputError(f"unknown symbol {symbol!r}: not in the exchange's exchangeInfo")
-        return info
+        return self.directory.info(symbol)
 
     # -- the load ------------------------------------------------------------------------------------
     def load(

@@ -24,8 +24,8 @@ from sqlalchemy.engine import Engine
 
 from marketdata_assets.binance.archive import ArchiveClient, archive_path
 from marketdata_assets.binance.errors import BinanceError
-from marketdata_assets.binance.exchange_info import SymbolInfo, parse_exchange_info
-from marketdata_assets.binance.intervals import DAY_MS, InvalidInputError, day_start_ms, validate_symbol
+from marketdata_assets.binance.exchange_info import SymbolDirectory, SymbolInfo
+from marketdata_assets.binance.intervals import DAY_MS, day_start_ms
 from marketdata_assets.binance.market_stats import (
     BOOK_DEPTH_STEP_MS,
     METRICS_STEP_MS,
@@ -136,17 +136,11 @@ class StatsLoader:
         self.store = MarketStatsStore(engine)
         self.rest = rest
         self.archive = archive
-        self._symbols = symbols
+        self.directory = SymbolDirectory(rest.exchange_info, symbols)
         self.now_ms = now_ms or rest.server_time_ms
 
     def symbol_info(self, symbol: str) -> SymbolInfo:
-        validate_symbol(symbol)
-        if self._symbols is None:
-            self._symbols = parse_exchange_info(self.rest.exchange_info())
-        info = self._symbols.get(symbol)
-        if info is None:
-            raise InvalidInputError(f"unknown symbol {symbol!r}: not in the exchange's exchangeInfo")
-        return info
+        return self.directory.info(symbol)
 
     def load(self, symbol: str, days: Sequence[date]) -> list[StatsDayResult]:
         info = self.symbol_info(symbol)
