@@ -14,10 +14,11 @@ import dagster as dg
 
 from marketdata_assets.binance.intervals import InvalidInputError, day_start_ms
 from marketdata_assets.defs.constants import BINANCE_POOL, EXCHANGE_INFO_KEY, TAG_INTERVAL, kline_asset_key
+from marketdata_assets.defs.datasets.common import run_partitions
 from marketdata_assets.defs.klines.metadata import day_metadata, preview, range_metadata
-from marketdata_assets.defs.klines.partitions import days_by_symbol, partition_key
+from marketdata_assets.defs.klines.partitions import partition_key
 from marketdata_assets.defs.resources import MarketDataResource
-from marketdata_assets.ingest.klines import FAILED, DayResult
+from marketdata_assets.ingest.klines import FAILED, KIND_DATASETS, DayResult
 
 OBSERVE_EVERY_DAY_UP_TO = 62
 DESCRIPTION = (
@@ -59,34 +60,30 @@ def _decorate(key: dg.AssetKey, interval: str, partitions_def: dg.PartitionsDefi
     return _klines
 
 
-def _failure(interval: str, message: str, keys: Sequence[str]) -> dg.Failure:
+def _failure(name: str, message: str, keys: Sequence[str]) -> dg.Failure:
     shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
-    return dg.Failure(description=f"klines_{interval} partition(s) {shown}: {message}")
+    return dg.Failure(description=f"{name} partition(s) {shown}: {message}")
 
 
 def load_partitions(
-    context: dg.AssetExecutionContext, marketdata: MarketDataResource, interval: str, keys: Sequence[str]
+    context: dg.AssetExecutionContext, marketdata: MarketDataResource, interval: str, keys: Sequence[str],
+    *, key: dg.AssetKey | None = None, kind: str = "klines",
 ) -> dg.MaterializeResult:
-    """Load the run's partitions with the shared loader; report per day; fail naming every failed day."""
-    try:
-        grouped = days_by_symbol(keys)
-    except InvalidInputError as exc:
-        raise _failure(interval, str(exc), list(keys)) from None
-    today = datetime.now(UTC).date()
-    future = [k for k in keys if str(k).split("|")[0] > today.isoformat()]
-    if future:
-        raise _failure(interval, "the day has not begun yet (future date)", future)
-
+    """Load the run's partitions with the shared loader (trade klines, or a price-kline `kind`); report per
+    day; fail naming every failed day."""
+    key = key or kline_asset_key(interval)
+    name = key.path[-1]
+    grouped = run_partitions(name, keys)
     runtime = marketdata.runtime()
-    loader = runtime.kline_loader()
+    loader = runtime.kline_loader(kind=kind)
     results: list[DayResult] = []
     for symbol, days in grouped.items():
         try:
             loaded = loader.load(symbol, interval, days)
         except InvalidInputError as exc:
-            raise _failure(interval, str(exc), [str(partition_key(d, symbol)) for d in days]) from None
+            raise _failure(name, str(exc), [str(partition_key(d, symbol)) for d in days]) from None
         rows = sum(r.stored_rows for r in loaded)
-        context.log.info(f"{symbol} {interval}: {len(loaded)} day(s), {rows} rows stored")
+        context.log.info(f"{symbol} {kind} {interval}: {len(loaded)} day(s), {rows} rows stored")
         results += loaded
 
     if len(results) > 1:
@@ -100,7 +97,7 @@ def load_partitions(
                 continue
             context.log_event(
                 dg.AssetObservation(
-                    asset_key=kline_asset_key(interval),
+                    asset_key=key,
                     partition=str(partition_key(result.day, result.symbol)),
                     metadata=day_metadata(result),
                 )
@@ -110,14 +107,15 @@ def load_partitions(
     if failed:
         causes = "; ".join(f"{partition_key(r.day, r.symbol)}: {r.error}" for r in failed[:10])
         raise dg.Failure(
-            description=f"klines_{interval}: {len(failed)} of {len(results)} day(s) failed and were not "
-            f"stored: {causes}",
+            description=f"{name}: {len(failed)} of {len(results)} day(s) failed and were not stored: {causes}",
             metadata={"failed_partitions": [str(partition_key(r.day, r.symbol)) for r in failed]},
         )
 
     meta = day_metadata(results[0]) if len(results) == 1 else range_metadata(results, dict(loader.written))
+    if kind != "klines":
+        meta["ledger_dataset"] = KIND_DATASETS[kind]
     last = max(results, key=lambda r: (r.day, r.symbol))
     start = datetime.fromtimestamp(day_start_ms(last.day) / 1000, tz=UTC)
-    frame = runtime.repo.get_klines(last.symbol, interval, start, start + timedelta(days=1))
+    frame = runtime.repo.get_klines(last.symbol, interval, start, start + timedelta(days=1), kind=kind)
     meta[f"preview ({last.symbol} {last.day})"] = preview(frame)
     return dg.MaterializeResult(metadata=meta)
