@@ -8,11 +8,9 @@ decimal128 (`decimals="decimal"`): a value with more than 8 decimals fails namin
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from datetime import datetime
 
-import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -30,6 +28,7 @@ from marketdata_assets.export.tables import (
     TableSpec,
     column_kind,
 )
+from marketdata_assets.storage.pg_copy import copy_out_csv
 from marketdata_assets.storage.upsert_pg import timestamptz_to_ms
 
 
@@ -73,17 +72,10 @@ def read_table(conn: Connection, spec: TableSpec, symbol: str, start: datetime, 
 
 
 def _read_postgres(conn: Connection, query: sa.Select, cols: list[sa.Column]) -> pa.Table:
-    compiled = query.compile(dialect=conn.dialect)
-    statement = psycopg.sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(psycopg.sql.SQL(str(compiled)))
-    driver: psycopg.Connection = conn.connection.driver_connection  # type: ignore[assignment]
-    buffer = io.BytesIO()
-    with driver.cursor() as cursor, cursor.copy(statement, compiled.params) as copy:
-        for chunk in copy:
-            buffer.write(chunk)
+    buffer = copy_out_csv(conn, query)
     names = [c.name for c in cols]
-    if buffer.tell() == 0:
+    if not buffer.getbuffer().nbytes:
         return pa.table({name: pa.array([], _raw_type(c)) for name, c in zip(names, cols, strict=True)})
-    buffer.seek(0)
     return pacsv.read_csv(
         buffer,
         read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),

@@ -7,16 +7,15 @@ with no per-value type processing, then columnar conversion.
 
 from __future__ import annotations
 
-import io
 from decimal import Decimal
 
 import numpy as np
 import pandas as pd
-import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from marketdata_assets.binance.klines import FRAME_COLUMNS, TIME_DTYPE, empty_frame
+from marketdata_assets.storage.pg_copy import copy_out_csv
 from marketdata_assets.storage.tables import kline_data
 from marketdata_assets.storage.upsert_pg import timestamptz_to_ms
 
@@ -67,16 +66,9 @@ def _frame(columns: dict[str, object], symbol: str, interval: str, n: int, exact
 
 def read_postgres(conn: Connection, symbol: str, interval: str, start, end, exact: bool,
                   table: sa.Table = kline_data) -> pd.DataFrame:
-    compiled = _select(True, symbol, interval, start, end, table).compile(dialect=conn.dialect)
-    statement = psycopg.sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(psycopg.sql.SQL(str(compiled)))
-    driver: psycopg.Connection = conn.connection.driver_connection  # type: ignore[assignment]
-    buffer = io.BytesIO()
-    with driver.cursor() as cursor, cursor.copy(statement, compiled.params) as copy:
-        for chunk in copy:
-            buffer.write(chunk)
-    if buffer.tell() == 0:
+    buffer = copy_out_csv(conn, _select(True, symbol, interval, start, end, table))
+    if not buffer.getbuffer().nbytes:
         return empty_frame()
-    buffer.seek(0)
     dtypes = {name: ("object" if exact else "float64") for name in DECIMAL_COLUMNS}
     dtypes |= {name: "int64" for name in ("open_time", "close_time", "trades_count")}
     table = pd.read_csv(buffer, header=None, names=list(READ_COLUMNS), dtype=dtypes, engine="c")
