@@ -143,7 +143,7 @@ def test_a_burst_of_5xx_is_retried_and_the_day_completes(md_defs, dg_instance, m
 @pytest.mark.parametrize("pk", ["2024-03-01|btcusdt", "yesterday|BTCUSDT"])
 def test_malformed_partition_keys_are_rejected_naming_the_key(pk):
     from marketdata_assets.binance.intervals import InvalidInputError
-    from marketdata_assets.defs.klines.partitions import parse_partition_key
+    from marketdata_assets.defs.partitions import parse_partition_key
 
     with pytest.raises(InvalidInputError, match="partition"):
         parse_partition_key(pk)

@@ -32,7 +32,7 @@ def _hour_bars(first: date, days: int) -> pd.DataFrame:
 
 
 def test_range_ohlc_check_finds_the_broken_bars_of_each_day_like_the_per_day_check():
-    from marketdata_assets.defs.klines import evaluate as ev
+    from marketdata_assets.validation import kline_checks as ev
 
     first = date(2024, 3, 1)
     frame = _hour_bars(first, 3)
@@ -53,7 +53,7 @@ def test_range_ohlc_check_finds_the_broken_bars_of_each_day_like_the_per_day_che
 
 
 def test_combined_row_verdict_names_each_part_that_did_not_pass():
-    from marketdata_assets.defs.klines import evaluate as ev
+    from marketdata_assets.validation import kline_checks as ev
 
     day = date(2024, 3, 1)
     ok = ev.combine_parts(day, {"schema": ev.DayCheck(day, ev.PASSED, "schema valid"),

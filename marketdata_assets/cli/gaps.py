@@ -20,6 +20,7 @@ from marketdata_assets.binance.intervals import (
     validate_symbol,
 )
 from marketdata_assets.cli.options import MultiValueOption, settings_from_flags
+from marketdata_assets.storage.ledger import CheckStatus, LedgerStatus
 from marketdata_assets.validation.gaps import EXCHANGE_GAP, FILLABLE, OUT_OF_RANGE
 
 DATASET = "klines"
@@ -36,10 +37,10 @@ def gap_bars(missing: Sequence[dict]) -> dict[str, int]:
 def needs_attention(row) -> bool:
     bars = gap_bars(row.missing)
     return (
-        row.status in ("failed", "incomplete", "partial")
+        row.status in (LedgerStatus.FAILED, LedgerStatus.INCOMPLETE)
         or bars[FILLABLE] > 0
         or bars[EXCHANGE_GAP] > 0
-        or row.check_status in ("failed", "warning")
+        or row.check_status in (CheckStatus.FAILED, CheckStatus.WARNING)
     )
 
 

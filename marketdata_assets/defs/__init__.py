@@ -20,11 +20,11 @@ from marketdata_assets.defs.exchange.sensors import build_symbol_discovery_senso
 from marketdata_assets.defs.funding.assets import build_funding_asset, build_funding_checks
 from marketdata_assets.defs.klines.assets import build_kline_asset
 from marketdata_assets.defs.klines.checks import build_kline_checks
-from marketdata_assets.defs.klines.partitions import kline_partitions
 from marketdata_assets.defs.klines.schedules import build_daily_schedule
 from marketdata_assets.defs.klines.sensors import build_archive_settlement_sensor, build_gap_repair_sensor
 from marketdata_assets.defs.market_stats.assets import build_stats_asset, build_stats_checks
 from marketdata_assets.defs.market_stats.ticker import ticker_24h_asset, ticker_24h_check, ticker_24h_schedule
+from marketdata_assets.defs.partitions import kline_partitions
 from marketdata_assets.defs.price_klines import build_price_klines
 from marketdata_assets.defs.quality.assets import build_quality_asset
 from marketdata_assets.defs.resources import MarketDataResource

@@ -1,25 +1,59 @@
 """The per-partition ledger: one row per (dataset, symbol, interval, day) saying how complete that day is.
 
-Written in the same transaction as the rows it describes (`MarketDataRepository.upsert_klines`), so a
-day is never marked complete without its rows.
+The one module that reads and writes `partition_ledger`: the load columns (rows, gaps, sources, checksum,
+status) are written by the loaders in the same transaction as the rows they describe, so a day is never
+marked complete without its rows; the check status and the repair-attempt bookkeeping are written by the
+checks and the repair sensors through the functions here. Status words live in the enums below only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from marketdata_assets.binance.intervals import InvalidInputError, parse_day
-from marketdata_assets.storage.tables import LEDGER_STATUSES, partition_ledger
+from marketdata_assets.storage.tables import partition_ledger
 from marketdata_assets.validation.gaps import Gap
 
 _KEY = ("dataset", "symbol", "interval", "day")
+
+
+class LedgerStatus(StrEnum):
+    """How complete a stored day is (the ledger's `status`; the table's check constraint lists the same)."""
+
+    COMPLETE = "complete"
+    # the day is not over yet, or not settled: its bars so far are stored
+    INCOMPLETE = "incomplete"
+    FAILED = "failed"
+    OUT_OF_RANGE = "out_of_range"
+
+
+class DayStatus(StrEnum):
+    """What one load did to a day: a ledger status, or `unchanged` (archive checksum as recorded: skipped)."""
+
+    COMPLETE = LedgerStatus.COMPLETE.value
+    INCOMPLETE = LedgerStatus.INCOMPLETE.value
+    FAILED = LedgerStatus.FAILED.value
+    OUT_OF_RANGE = LedgerStatus.OUT_OF_RANGE.value
+    UNCHANGED = "unchanged"
+
+
+class CheckStatus(StrEnum):
+    """The worst verdict of a day's checks (the ledger's `check_status`); `warning` passes but is shown."""
+
+    PASSED = "passed"
+    WARNING = "warning"
+    FAILED = "failed"
+
+
+LEDGER_STATUSES = tuple(s.value for s in LedgerStatus)
 
 
 @dataclass(frozen=True)
@@ -65,8 +99,8 @@ class LedgerRow:
             "missing": [g.as_dict() if isinstance(g, Gap) else dict(g) for g in self.missing],
             "sources": {str(k): int(v) for k, v in self.sources.items()},
             "archive_checksum": self.archive_checksum,
-            "status": self.status,
-            "check_status": self.check_status,
+            "status": str(self.status),
+            "check_status": None if self.check_status is None else str(self.check_status),
             "repair_attempts": self.repair_attempts or 0,
             "last_error": self.last_error,
             "updated_at": self.updated_at or now,
@@ -136,13 +170,68 @@ def ledger_checksums(conn: Connection, dataset: str, symbol: str, interval: str,
     return {day: checksum for day, checksum in conn.execute(query)}
 
 
+def _where_day(dataset: str, symbol: str, interval: str, day: Any) -> sa.ColumnElement[bool]:
+    t = partition_ledger.c
+    return sa.and_(t.dataset == dataset, t.symbol == symbol, t.interval == interval, t.day == day)
+
+
+def record_check_status(engine: Engine, dataset: str, symbol: str, interval: str,
+                        statuses: Mapping[date, str], reset_repairs: Iterable[date] = ()) -> None:
+    """Each day's check status; a day whose gap check passed gets its repair count reset.
+
+    One executemany per kind of update: a symbol-year is 365 rows, and a round trip each was ~1 s.
+    """
+    if not statuses:
+        return
+    reset = set(reset_repairs)
+    now = datetime.now(UTC)
+    status_only = (sa.update(partition_ledger).where(_where_day(dataset, symbol, interval, sa.bindparam("b_day")))
+                   .values(check_status=sa.bindparam("b_status"), updated_at=now))
+    with_reset = status_only.values(repair_attempts=0)
+    with engine.begin() as conn:
+        for statement, group in ((with_reset, True), (status_only, False)):
+            params = [{"b_day": day, "b_status": str(status)} for day, status in statuses.items()
+                      if (day in reset) == group]
+            if params:
+                conn.execute(statement, params)
+
+
+def repair_attempts(engine: Engine, dataset: str, symbol: str, interval: str, day: date) -> int:
+    """The repair count the ledger holds for one partition (0 without a ledger row)."""
+    query = sa.select(partition_ledger.c.repair_attempts).where(_where_day(dataset, symbol, interval, day))
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar() or 0)
+
+
+def provisional_days(engine: Engine, dataset: str, intervals: Sequence[str], before: date,
+                     limit: int) -> list[tuple[str, str, date]]:
+    """(symbol, interval, day) stored without an archive checksum (loaded from REST or the stream), newest
+    first, up to `before`: the days the archive can still settle."""
+    t = partition_ledger.c
+    query = (
+        sa.select(t.symbol, t.interval, t.day)
+        .where(
+            t.dataset == dataset,
+            t.interval.in_(list(intervals)),
+            t.day <= before,
+            t.archive_checksum.is_(None),
+            t.status.in_((LedgerStatus.COMPLETE.value, LedgerStatus.INCOMPLETE.value)),
+            t.actual_rows > 0,
+        )
+        .order_by(t.day.desc(), t.symbol, t.interval)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [(row.symbol, row.interval, row.day) for row in conn.execute(query)]
+
+
 def record_repair_attempt(conn: Connection, dataset: str, symbol: str, interval: str, day: date | str,
                           error: str | None = None) -> int | None:
     """Count one more repair attempt of an existing ledger row; returns the new count (None: no row)."""
     t = partition_ledger.c
     statement = (
         sa.update(partition_ledger)
-        .where(t.dataset == dataset, t.symbol == symbol, t.interval == interval, t.day == parse_day(day))
+        .where(_where_day(dataset, symbol, interval, parse_day(day)))
         .values(repair_attempts=t.repair_attempts + 1, last_error=error, updated_at=datetime.now(UTC))
         .returning(t.repair_attempts)
     )

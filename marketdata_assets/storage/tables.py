@@ -53,8 +53,6 @@ def kline_shaped_table(name: str) -> sa.Table:
 
 kline_data = kline_shaped_table("kline_data")
 
-LEDGER_STATUSES = ("complete", "incomplete", "failed", "out_of_range")
-
 partition_ledger = sa.Table(
     "partition_ledger",
     metadata,
@@ -72,6 +70,7 @@ partition_ledger = sa.Table(
     sa.Column("repair_attempts", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text(), nullable=True),
     sa.Column("updated_at", UtcTimestamp(), nullable=False),
+    # the values of storage.ledger.LedgerStatus (a test holds them equal)
     sa.CheckConstraint(
         "status IN ('complete', 'incomplete', 'failed', 'out_of_range')", name="ck_partition_ledger_status"
     ),

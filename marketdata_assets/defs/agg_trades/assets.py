@@ -12,12 +12,13 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from marketdata_assets.defs.datasets.common import evaluations, record_check_status, run_partitions
+from marketdata_assets.defs.datasets.common import evaluations, run_partitions
 from marketdata_assets.defs.datasets.daily_asset import build_daily_dataset_asset, summed_sources
-from marketdata_assets.defs.klines import evaluate as ev
 from marketdata_assets.defs.resources import MarketDataResource
 from marketdata_assets.ingest.agg_trades import DATASET, FAILED, AggDayResult, AggTradeLoader, check_day
 from marketdata_assets.storage.agg_trades_store import AggTradeStore
+from marketdata_assets.storage.ledger import record_check_status
+from marketdata_assets.validation import kline_checks as ev
 
 AGG_TRADES_KEY = dg.AssetKey("agg_trades")
 AGG_DAYS_PER_RUN = 31

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
 
 import dagster as dg
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from marketdata_assets.binance.intervals import InvalidInputError
-from marketdata_assets.defs.klines import evaluate as ev
-from marketdata_assets.defs.klines.partitions import days_by_symbol, partition_key
-from marketdata_assets.storage.tables import partition_ledger as ledger
+from marketdata_assets.defs.partitions import days_by_symbol, partition_key
+from marketdata_assets.validation import kline_checks as ev
 
 
 def run_partitions(asset_name: str, keys: Sequence[str]) -> dict[str, list[date]]:
@@ -33,24 +29,6 @@ def run_partitions(asset_name: str, keys: Sequence[str]) -> dict[str, list[date]
         shown = ", ".join(future[:5]) + (f" and {len(future) - 5} more" if len(future) > 5 else "")
         raise dg.Failure(description=f"{asset_name} partition(s) {shown}: the day has not begun yet (future date)")
     return grouped
-
-
-def record_check_status(engine: Engine, dataset: str, symbol: str, interval: str,
-                        statuses: Mapping[date, str], reset_repairs: Iterable[date] = ()) -> None:
-    """Each day's check status into `partition_ledger`; a day whose gap check passed gets its repairs reset."""
-    if not statuses:
-        return
-    reset = set(reset_repairs)
-    now = datetime.now(UTC)
-    with engine.begin() as conn:
-        for day, status in statuses.items():
-            values: dict[str, Any] = {"check_status": status, "updated_at": now}
-            if day in reset:
-                values["repair_attempts"] = 0
-            conn.execute(sa.update(ledger).where(
-                ledger.c.dataset == dataset, ledger.c.symbol == symbol, ledger.c.interval == interval,
-                ledger.c.day == day,
-            ).values(**values))
 
 
 def evaluations(

@@ -18,7 +18,7 @@ import dagster as dg
 from marketdata_assets.binance.intervals import InvalidInputError
 from marketdata_assets.defs.constants import BINANCE_POOL, EXCHANGE_INFO_KEY
 from marketdata_assets.defs.datasets.common import run_partitions
-from marketdata_assets.defs.klines.partitions import partition_key
+from marketdata_assets.defs.partitions import partition_key
 from marketdata_assets.defs.resources import MarketDataResource
 
 

@@ -16,12 +16,9 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 
 import dagster as dg
-import sqlalchemy as sa
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-from sqlalchemy.engine import Engine
 
 from marketdata_assets.defs.constants import (
     GAP_CHECK,
@@ -30,9 +27,9 @@ from marketdata_assets.defs.constants import (
     TAG_REASON,
     TAG_REPAIR_ATTEMPT,
 )
-from marketdata_assets.defs.klines.partitions import SYMBOLS_PARTITIONS_NAME, parse_partition_key
+from marketdata_assets.defs.partitions import SYMBOLS_PARTITIONS_NAME, parse_partition_key
 from marketdata_assets.defs.resources import MarketDataResource
-from marketdata_assets.storage.tables import partition_ledger as ledger
+from marketdata_assets.storage.ledger import repair_attempts
 
 MAX_RUNS_PER_TICK = 50
 
@@ -79,14 +76,6 @@ def repair_run_request(target: RepairTarget, pk: str, run_key: str, tags: Mappin
 def backoff_seconds(base: int, attempt: int) -> float:
     """Wait before attempt `attempt + 1`: base, 4 x base, 16 x base, ..."""
     return float(base) * 4 ** max(attempt - 1, 0)
-
-
-def ledger_repair_attempts(engine: Engine, dataset: str, symbol: str, interval: str, day: date) -> int:
-    """The repair count the ledger holds for one partition (0 without a ledger row)."""
-    query = sa.select(ledger.c.repair_attempts).where(
-        ledger.c.dataset == dataset, ledger.c.symbol == symbol, ledger.c.interval == interval, ledger.c.day == day)
-    with engine.connect() as conn:
-        return int(conn.execute(query).scalar() or 0)
 
 
 def build_repair_sensor(
@@ -139,7 +128,7 @@ def build_repair_sensor(
                 pending.pop(entry)
                 continue
             attempts = max(item["attempts"],
-                           ledger_repair_attempts(runtime.engine, target.dataset, symbol, target.interval, day))
+                           repair_attempts(runtime.engine, target.dataset, symbol, target.interval, day))
             if attempts >= max_attempts:
                 context.log.warning(f"{asset_name} {pk}: gaps still failing after {attempts} repair attempt(s); "
                                     "giving up (see `marketdata gaps`)")

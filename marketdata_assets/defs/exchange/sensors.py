@@ -14,7 +14,7 @@ import dagster as dg
 
 from marketdata_assets.binance.exchange_info import parse_exchange_info
 from marketdata_assets.defs.constants import EXCHANGE_INFO_KEY, REASON_DISCOVERY, TAG_REASON
-from marketdata_assets.defs.klines.partitions import SYMBOLS_PARTITIONS_NAME, symbols_partitions
+from marketdata_assets.defs.partitions import SYMBOLS_PARTITIONS_NAME, symbols_partitions
 from marketdata_assets.defs.resources import MarketDataResource
 
 

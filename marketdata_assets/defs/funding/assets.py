@@ -14,12 +14,13 @@ import dagster as dg
 
 from marketdata_assets.binance.errors import BinanceError
 from marketdata_assets.binance.intervals import DAY_MS, InvalidInputError, day_start_ms
-from marketdata_assets.defs.datasets.common import evaluations, record_check_status, run_partitions
+from marketdata_assets.defs.datasets.common import evaluations, run_partitions
 from marketdata_assets.defs.datasets.daily_asset import build_daily_dataset_asset, summed_sources
-from marketdata_assets.defs.klines import evaluate as ev
-from marketdata_assets.defs.klines.partitions import partition_key
+from marketdata_assets.defs.partitions import partition_key
 from marketdata_assets.defs.resources import MarketDataResource
 from marketdata_assets.ingest.funding import DATASET, FundingDayResult, FundingFormatError, FundingLoader
+from marketdata_assets.storage.ledger import record_check_status
+from marketdata_assets.validation import kline_checks as ev
 
 FUNDING_KEY = dg.AssetKey("funding_rates")
 GAP_DESCRIPTION = ("Missing funding events: the gap between two events must be the interval of one of them "

@@ -16,7 +16,7 @@ from marketdata_assets.binance.intervals import InvalidInputError, day_start_ms
 from marketdata_assets.defs.constants import BINANCE_POOL, EXCHANGE_INFO_KEY, TAG_INTERVAL, kline_asset_key
 from marketdata_assets.defs.datasets.common import run_partitions
 from marketdata_assets.defs.klines.metadata import day_metadata, preview, range_metadata
-from marketdata_assets.defs.klines.partitions import partition_key
+from marketdata_assets.defs.partitions import partition_key
 from marketdata_assets.defs.resources import MarketDataResource
 from marketdata_assets.ingest.klines import FAILED, KIND_DATASETS, DayResult
 

@@ -17,11 +17,11 @@ import pandas as pd
 
 from marketdata_assets.binance.intervals import DAY_MS, InvalidInputError, day_start_ms
 from marketdata_assets.defs.constants import GAP_CHECK, kline_asset_key
-from marketdata_assets.defs.klines import evaluate as ev
-from marketdata_assets.defs.klines.ledger import record_check_status
-from marketdata_assets.defs.klines.partitions import days_by_symbol, partition_key
+from marketdata_assets.defs.partitions import days_by_symbol, partition_key
 from marketdata_assets.defs.resources import MarketDataResource
 from marketdata_assets.ingest.klines import DATASET
+from marketdata_assets.storage.ledger import record_check_status
+from marketdata_assets.validation import kline_checks as ev
 
 ROWS_CHECK = "rows"
 # The three row-level checks of DESIGN.md (schema, duplicates, OHLC invariants) are parts of one Dagster
@@ -114,7 +114,7 @@ def evaluate_partitions(
                     reset.add(day)
             statuses[day] = worst
             failed_partitions += worst == ev.FAILED
-        record_check_status(runtime.engine, symbol, interval, statuses, reset)
+        record_check_status(runtime.engine, DATASET, symbol, interval, statuses, reset)
     context.log.info(f"klines_{interval}: checked {len(keys)} partition(s), {failed_partitions} failed")
 
 

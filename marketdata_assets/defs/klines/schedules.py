@@ -15,7 +15,7 @@ import dagster as dg
 from marketdata_assets.defs.constants import REASON_DAILY, TAG_REASON, kline_asset_key
 from marketdata_assets.defs.exchange.assets import latest_trading_symbols
 from marketdata_assets.defs.klines.checks import check_names
-from marketdata_assets.defs.klines.partitions import SYMBOLS_PARTITIONS_NAME, partition_key
+from marketdata_assets.defs.partitions import SYMBOLS_PARTITIONS_NAME, partition_key
 
 DAILY_CRON = "15 0 * * *"
 

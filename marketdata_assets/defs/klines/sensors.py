@@ -17,10 +17,10 @@ import dagster as dg
 from marketdata_assets.defs.constants import REASON_SETTLEMENT, TAG_INTERVAL, TAG_REASON, kline_asset_key
 from marketdata_assets.defs.datasets.repair import MAX_RUNS_PER_TICK, RepairTarget, build_repair_sensor
 from marketdata_assets.defs.klines.checks import check_names
-from marketdata_assets.defs.klines.ledger import provisional_days
-from marketdata_assets.defs.klines.partitions import SYMBOLS_PARTITIONS_NAME, partition_key
+from marketdata_assets.defs.partitions import SYMBOLS_PARTITIONS_NAME, partition_key
 from marketdata_assets.defs.resources import MarketDataResource
 from marketdata_assets.ingest.klines import DATASET
+from marketdata_assets.storage.ledger import provisional_days
 
 
 def _check_keys(interval: str) -> list[dg.AssetCheckKey]:
@@ -67,7 +67,7 @@ def build_archive_settlement_sensor(
         known_symbols = set(context.instance.get_dynamic_partitions(SYMBOLS_PARTITIONS_NAME))
         candidates = [
             (symbol, interval, day)
-            for symbol, interval, day in provisional_days(runtime.engine, list(intervals), yesterday, scan_limit)
+            for symbol, interval, day in provisional_days(runtime.engine, DATASET, intervals, yesterday, scan_limit)
             if symbol in known_symbols and day >= start_date
         ]
         runs: list[dg.RunRequest] = []

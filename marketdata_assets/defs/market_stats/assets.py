@@ -12,9 +12,8 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from marketdata_assets.defs.datasets.common import evaluations, record_check_status, run_partitions
+from marketdata_assets.defs.datasets.common import evaluations, run_partitions
 from marketdata_assets.defs.datasets.daily_asset import build_daily_dataset_asset
-from marketdata_assets.defs.klines import evaluate as ev
 from marketdata_assets.defs.resources import MarketDataResource
 from marketdata_assets.ingest.market_stats import (
     FAILED,
@@ -24,6 +23,8 @@ from marketdata_assets.ingest.market_stats import (
     check_day,
     window,
 )
+from marketdata_assets.storage.ledger import record_check_status
+from marketdata_assets.validation import kline_checks as ev
 
 DAYS_PER_RUN = 31
 DESCRIPTIONS = {

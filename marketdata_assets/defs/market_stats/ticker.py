@@ -9,7 +9,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from marketdata_assets.defs.constants import BINANCE_POOL, EXCHANGE_INFO_KEY
-from marketdata_assets.defs.klines.partitions import SYMBOLS_PARTITIONS_NAME
+from marketdata_assets.defs.partitions import SYMBOLS_PARTITIONS_NAME
 from marketdata_assets.defs.resources import MarketDataResource
 from marketdata_assets.ingest.ticker import TickerFormatError, consistency_problems, snapshot
 from marketdata_assets.storage.tables_stream import ticker_24h

@@ -14,11 +14,12 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import pandas as pd
 
-from marketdata_assets.defs.datasets.common import evaluations, record_check_status, run_partitions
-from marketdata_assets.defs.klines import evaluate as ev
+from marketdata_assets.defs.datasets.common import evaluations, run_partitions
 from marketdata_assets.defs.price_klines.assets import price_kline_asset_key
 from marketdata_assets.defs.resources import MarketDataResource
 from marketdata_assets.ingest.klines import KIND_DATASETS
+from marketdata_assets.storage.ledger import record_check_status
+from marketdata_assets.validation import kline_checks as ev
 from marketdata_assets.validation.schemas import KlineValidationError, validate_klines
 
 CHECK_DESCRIPTIONS = {

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from marketdata_assets.defs.datasets.daily_asset import build_daily_dataset_asset
-from marketdata_assets.defs.klines.partitions import partition_key
+from marketdata_assets.defs.partitions import partition_key
 from marketdata_assets.validation.quality import DayQuality, day_quality
 
 QUALITY_KEY = dg.AssetKey("data_quality")

@@ -15,8 +15,8 @@ import dagster as dg
 
 from marketdata_assets.binance.intervals import datetime_to_ms, day_of_ms, days_between
 from marketdata_assets.defs.constants import TAG_REASON, kline_asset_key
-from marketdata_assets.defs.klines.partitions import partition_key
 from marketdata_assets.defs.klines.sensors import kline_run_request
+from marketdata_assets.defs.partitions import partition_key
 from marketdata_assets.defs.resources import MarketDataResource
 from marketdata_assets.storage.stream_reads import last_writes, unfilled_stream_gaps
 

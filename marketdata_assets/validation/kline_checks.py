@@ -1,8 +1,8 @@
-"""The per-day kline checks as pure functions over frames and ledger rows (no Dagster, easy to test).
+"""The checks of kline-shaped tables (trade klines and mark/index/premium price klines) as pure functions.
 
 Each function takes the stored rows of a symbol over a range of days (one read for the whole range: a
-symbol-year is checked in one pass) and returns one `DayCheck` per day. `checks.py` turns them into
-Dagster check evaluations attributed to each day's partition.
+symbol-year is checked in one pass) and returns one `DayCheck` per day. No Dagster here: the code
+location (defs/kline_checks.py) turns the verdicts into check evaluations attributed to each partition.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 
 from marketdata_assets.binance.intervals import DAY_MS, day_start_ms, interval_ms
+from marketdata_assets.storage.ledger import CheckStatus, LedgerStatus
 from marketdata_assets.validation.gaps import EXCHANGE_GAP, FILLABLE, OUT_OF_RANGE, Gap, find_missing
 from marketdata_assets.validation.schemas import KlineValidationError, validate_klines
 
-PASSED, WARNING, FAILED = "passed", "warning", "failed"
+PASSED, WARNING, FAILED = CheckStatus.PASSED, CheckStatus.WARNING, CheckStatus.FAILED
 # A first bar opening this far from the previous day's last close is flagged (a warning, not an error:
 # crypto can move that much in a minute, rarely).
 CONTINUITY_MAX_JUMP = 0.05
@@ -124,7 +125,7 @@ def check_gaps_times(day: date, times: np.ndarray, interval: str, ledger: Any | 
     if ledger is None:
         return DayCheck(day, FAILED, "never loaded: no ledger entry for this day",
                         {"fillable_bars": 0, "never_loaded": True})
-    if ledger.status == "failed":
+    if ledger.status == LedgerStatus.FAILED:
         return DayCheck(day, FAILED, f"the last load failed: {ledger.last_error}", {"last_error": ledger.last_error})
     if _full_grid(times, day, interval_ms(interval)):
         gaps: list[Gap] = []
@@ -144,7 +145,7 @@ def check_gaps_times(day: date, times: np.ndarray, interval: str, ledger: Any | 
     if bars[EXCHANGE_GAP]:
         return DayCheck(day, WARNING, f"{bars[EXCHANGE_GAP]} bar(s) missing at the exchange too "
                         "(exchange gap, e.g. maintenance): recorded, not retried", meta)
-    if ledger.status == "out_of_range":
+    if ledger.status == LedgerStatus.OUT_OF_RANGE:
         return DayCheck(day, PASSED, "out of range (before listing, after delisting or in the future)", meta)
     return DayCheck(day, PASSED, "no gaps", meta)
 
