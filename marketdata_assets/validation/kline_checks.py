@@ -67,7 +67,7 @@ def combine_parts(day: date, parts: dict[str, DayCheck]) -> DayCheck:
     not pass (or lists what held); the metadata keeps each part's status and a failing part's details."""
     rank = {PASSED: 0, WARNING: 1, FAILED: 2}
     worst = max((p.status for p in parts.values()), key=rank.__getitem__, default=PASSED)
-    meta: dict[str, Any] = {f"{name}_status": part.status for name, part in parts.items()}
+    meta: dict[str, Any] = {f"{name}_status": str(part.status) for name, part in parts.items()}
     for name, part in parts.items():
         if part.status != PASSED:
             meta.update({f"{name}_{key}": value for key, value in part.metadata.items()})

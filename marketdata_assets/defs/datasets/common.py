@@ -51,7 +51,7 @@ def evaluations(
             severity = dg.AssetCheckSeverity.WARN if name in warn else dg.AssetCheckSeverity.ERROR
             out.append(dg.AssetCheckEvaluation(
                 asset_key=asset_key, check_name=name, passed=verdict.passed,
-                metadata={"status": verdict.status, **verdict.metadata}, severity=severity,
+                metadata={"status": str(verdict.status), **verdict.metadata}, severity=severity,
                 description=f"{pk}: {verdict.description}", partition=pk,
             ))
             if verdict.status == ev.FAILED and severity == dg.AssetCheckSeverity.ERROR:

@@ -96,7 +96,7 @@ def evaluate_partitions(
             for name in (n for n in check_names(interval) if n in selected):
                 verdict = verdicts[name][day]
                 severity = dg.AssetCheckSeverity.WARN if name in WARN_ONLY else dg.AssetCheckSeverity.ERROR
-                meta = {"status": verdict.status, **verdict.metadata}
+                meta = {"status": str(verdict.status), **verdict.metadata}
                 yield dg.AssetCheckEvaluation(
                     asset_key=asset_key,
                     check_name=name,
