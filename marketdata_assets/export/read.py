@@ -29,7 +29,7 @@ from marketdata_assets.export.tables import (
     column_kind,
 )
 from marketdata_assets.storage.pg_copy import copy_out_csv
-from marketdata_assets.storage.upsert_pg import timestamptz_to_ms
+from marketdata_assets.storage.sql_time import epoch_ms
 
 
 class ExportValueError(ValueError):
@@ -40,7 +40,7 @@ def _plain(column: sa.Column, postgres: bool) -> sa.ColumnElement:
     """The column as the database holds it: ms for times, text for decimals and JSON."""
     kind = column_kind(column)
     if kind == TIME:
-        expr = timestamptz_to_ms(column) if postgres else sa.type_coerce(column, sa.BigInteger)
+        expr = epoch_ms(column, postgres)
     elif kind in (DECIMAL, JSON):
         expr = sa.cast(column, sa.Text) if postgres else sa.type_coerce(column, sa.Text)
     elif kind == BOOL and not postgres:

@@ -24,8 +24,8 @@ from sqlalchemy.engine import Connection, Engine
 from marketdata_assets.binance.agg_trades import AggTradeBatch, AggTradesFormatError
 from marketdata_assets.binance.intervals import DAY_MS, day_start_ms
 from marketdata_assets.storage.ledger import LedgerRow, upsert_ledger
+from marketdata_assets.storage.sql_time import epoch_ms, ms_to_timestamptz
 from marketdata_assets.storage.tables_stream import agg_trades
-from marketdata_assets.storage.upsert_pg import ms_to_timestamptz, timestamptz_to_ms
 
 VALUE_COLUMNS = ("price", "quantity", "first_trade_id", "last_trade_id", "trade_time", "is_buyer_maker")
 STAGE = "agg_trades_stage"
@@ -128,7 +128,7 @@ class AggTradeStore:
 
     # ---- read -------------------------------------------------------------------------------------
     def _ms(self, column: sa.ColumnElement) -> sa.ColumnElement[int]:
-        return timestamptz_to_ms(column) if self.postgres else sa.type_coerce(column, sa.BigInteger)
+        return epoch_ms(column, self.postgres)
 
     def day_stats(self, symbol: str, day: date) -> tuple[int, int | None, int | None]:
         """(rows, first id, last id) of the trades with transact_time in the UTC day."""

@@ -16,8 +16,8 @@ from sqlalchemy.engine import Connection
 
 from marketdata_assets.binance.klines import FRAME_COLUMNS, TIME_DTYPE, empty_frame
 from marketdata_assets.storage.pg_copy import copy_out_csv
+from marketdata_assets.storage.sql_time import epoch_ms
 from marketdata_assets.storage.tables import kline_data
-from marketdata_assets.storage.upsert_pg import timestamptz_to_ms
 
 # Columns read, in order: the canonical frame without symbol and interval.
 READ_COLUMNS = tuple(c for c in FRAME_COLUMNS if c not in ("symbol", "interval"))
@@ -30,7 +30,7 @@ _TIME_COLUMNS = ("open_time", "close_time")
 def _plain(column: sa.Column, postgres: bool) -> sa.ColumnElement:
     """The column as the database holds it: ms for times, text/NUMERIC for decimals (no Python processing)."""
     if column.name in _TIME_COLUMNS:
-        return timestamptz_to_ms(column) if postgres else sa.type_coerce(column, sa.BigInteger)
+        return epoch_ms(column, postgres)
     if column.name in DECIMAL_COLUMNS:
         return sa.type_coerce(column, sa.Text) if not postgres else sa.cast(column, sa.Text)
     return column

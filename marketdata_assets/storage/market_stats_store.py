@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from marketdata_assets.storage.ledger import LedgerRow, upsert_ledger
-from marketdata_assets.storage.upsert_pg import timestamptz_to_ms
+from marketdata_assets.storage.sql_time import epoch_ms
 
 CHUNK = 5_000
 
@@ -49,7 +49,7 @@ class MarketStatsStore:
         return len(rows)
 
     def _ms(self, column: sa.ColumnElement) -> sa.ColumnElement[int]:
-        return timestamptz_to_ms(column) if self.postgres else sa.type_coerce(column, sa.BigInteger)
+        return epoch_ms(column, self.postgres)
 
     def time_counts(self, table: sa.Table, time_column: str, symbol: str, lo_ms: int, hi_ms: int,
                     closed_right: bool = False) -> list[tuple[int, int]]:

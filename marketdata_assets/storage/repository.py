@@ -29,9 +29,9 @@ from marketdata_assets.storage import ledger, upsert_pg, upsert_sqlite
 if TYPE_CHECKING:
     import pandas as pd
 from marketdata_assets.storage.ledger import LedgerRow
+from marketdata_assets.storage.sql_time import epoch_ms
 from marketdata_assets.storage.tables import kline_data
 from marketdata_assets.storage.tables_price_klines import kline_table
-from marketdata_assets.storage.upsert_pg import timestamptz_to_ms
 from marketdata_assets.validation.gaps import Gap, find_missing
 
 TimeLike = datetime | date | int
@@ -135,7 +135,7 @@ class MarketDataRepository:
         """Stored open times (epoch ms, int64, ascending) in [start, end)."""
         table = kline_table(kind)
         column = table.c.open_time
-        ms = timestamptz_to_ms(column) if self.postgres else sa.type_coerce(column, sa.BigInteger)
+        ms = epoch_ms(column, self.engine)
         query = sa.select(ms).where(*self._where(symbol, interval, start, end, table)).order_by(column)
         with self.engine.connect() as conn:
             return np.fromiter(conn.execute(query).scalars(), dtype=np.int64)

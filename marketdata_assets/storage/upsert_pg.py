@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 
 from marketdata_assets.binance.klines import KlineFormatError, RawKlines
 from marketdata_assets.storage import kline_text
+from marketdata_assets.storage.sql_time import ms_to_timestamptz
 from marketdata_assets.storage.tables import kline_data
 from marketdata_assets.storage.upsert_rule import KEY_COLUMNS, rewrite_condition, rewrite_values, unique_key
 
@@ -54,18 +55,7 @@ _COPY = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, NULL {})").format(
     sql.SQL(", ").join(sql.Identifier(c.name) for c in _stage.columns),
     sql.Literal("\\N"),
 )
-EPOCH = sa.literal_column("TIMESTAMPTZ 'epoch'", sa.TIMESTAMP(timezone=True))
-ONE_MS = sa.literal_column("INTERVAL '1 millisecond'", sa.Interval())
 
-
-def ms_to_timestamptz(column: sa.ColumnElement[int]) -> sa.ColumnElement:
-    """Epoch ms -> timestamptz, exact for every ms timestamp Binance uses."""
-    return EPOCH + column * ONE_MS
-
-
-def timestamptz_to_ms(column: sa.ColumnElement) -> sa.ColumnElement[int]:
-    """timestamptz -> epoch ms (EXTRACT returns NUMERIC on PostgreSQL 14+: exact)."""
-    return sa.cast(sa.extract("epoch", column) * 1000, sa.BigInteger)
 
 
 _TARGET = [
