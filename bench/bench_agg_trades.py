@@ -60,8 +60,8 @@ def main() -> None:
             t0 = time.perf_counter()
             [result] = loader.load("BTCUSDT", [DAY])
             elapsed = time.perf_counter() - t0
-            print(f"loaded {result.rows:,} aggregate trades ({result.status}, sources {result.sources}, "
-                  f"{len(result.missing)} id gap(s)) in {elapsed:.2f} s = {result.rows / elapsed:,.0f} rows/s "
+            print(f"loaded {result.stored_rows:,} aggregate trades ({result.status}, sources {result.sources}, "
+                  f"{len(result.gaps)} id gap(s)) in {elapsed:.2f} s = {result.stored_rows / elapsed:,.0f} rows/s "
                   f"(target <= 15 s: {'met' if elapsed <= 15 else 'MISSED'})")
             t0 = time.perf_counter()
             loader.load("BTCUSDT", [DAY])

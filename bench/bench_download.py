@@ -32,18 +32,18 @@ def main() -> None:
             for day in days:
                 http.get(f"{url}/data/futures/um/daily/klines/{args.symbol}/1m/{args.symbol}-1m-{day}.zip")
         with open_runtime(settings) as runtime:
-            loader = runtime.kline_loader()
+            loader = runtime.kline_loader("1m")
             loader.symbols()
             t0 = time.perf_counter()
-            results = loader.load(args.symbol, "1m", days)
+            results = loader.load(args.symbol, days)
             first = time.perf_counter() - t0
             rows = sum(r.stored_rows for r in results)
             t0 = time.perf_counter()
-            again = loader.load(args.symbol, "1m", days)
+            again = loader.load(args.symbol, days)
             rerun = time.perf_counter() - t0
             t0 = time.perf_counter()
             loader.written.clear()
-            forced = loader.load(args.symbol, "1m", days, force=True)
+            forced = loader.load(args.symbol, days, force=True)
             forced_s = time.perf_counter() - t0
             changed = loader.written["inserted"] + loader.written["updated"]
     unchanged = sum(r.status == "unchanged" for r in again)

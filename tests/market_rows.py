@@ -14,9 +14,9 @@ from marketdata_assets.storage.tables_stream import agg_trades
 
 def load_klines(sim, repo, symbols: list[str], interval: str, days: list[date]) -> None:
     with BinanceRestClient(sim.url) as rest, ArchiveClient(sim.url) as archive:
-        loader = KlineLoader(repo, rest, archive)
+        loader = KlineLoader(repo.engine, rest, archive, interval=interval)
         for symbol in symbols:
-            loader.load(symbol, interval, days)
+            loader.load(symbol, days)
 
 
 def load_agg_trades(sim, engine, symbol: str, start_ms: int, end_ms: int, source: str = "rest") -> list[dict]:

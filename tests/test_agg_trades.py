@@ -17,7 +17,8 @@ from marketdata_assets.binance.agg_trades import AggTradesFormatError, id_holes,
 from marketdata_assets.binance.archive import ArchiveClient
 from marketdata_assets.binance.intervals import DAY_MS, day_start_ms
 from marketdata_assets.binance.rest import BinanceRestClient
-from marketdata_assets.ingest.agg_trades import COMPLETE, PARTIAL, AggTradeLoader, check_day
+from marketdata_assets.ingest.agg_trades import AggTradeLoader, check_day
+from marketdata_assets.storage.ledger import DayStatus
 
 DAY = date(2024, 3, 5)
 HEADER = b"agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker\n"
@@ -53,17 +54,18 @@ def test_archive_day_equals_the_simulator_and_a_rerun_writes_nothing(repo, clien
     loader = AggTradeLoader(repo.engine, rest, archive)
     [result] = loader.load("NEWUSDT", [DAY])
     expected = truth(rest, "NEWUSDT", DAY)
-    assert result.status == COMPLETE and result.sources == {"archive": len(expected)}
-    assert len(result.archive_checksum or "") == 64 and result.corrections == [] and result.missing == []
-    assert (result.first_id, result.last_id) == (expected[0]["a"], expected[-1]["a"])
-    assert result.expected_rows == result.rows == len(expected) == expected[-1]["a"] - expected[0]["a"] + 1
+    assert result.status == DayStatus.COMPLETE and result.sources == {"archive": len(expected)}
+    assert len(result.archive_checksum or "") == 64 and result.corrections == [] and result.gaps == []
+    assert (result.details["first_id"], result.details["last_id"]) == (expected[0]["a"], expected[-1]["a"])
+    assert result.expected_rows == result.stored_rows == len(expected) == expected[-1]["a"] - expected[0]["a"] + 1
     assert_equal(loader, "NEWUSDT", DAY, expected)
     [ledger] = repo.get_ledger("agg_trades", "NEWUSDT", "")
-    assert (ledger.status, ledger.actual_rows, ledger.expected_rows) == (COMPLETE, len(expected), len(expected))
+    assert (ledger.status, ledger.actual_rows, ledger.expected_rows) == (
+        DayStatus.COMPLETE, len(expected), len(expected))
     assert check_day(loader.store, "NEWUSDT", DAY, ledger)[0]
     assert loader.store.write([]) == 0
     again = AggTradeLoader(repo.engine, rest, archive).load("NEWUSDT", [DAY])
-    assert again[0].rows == len(expected)
+    assert again[0].stored_rows == len(expected)
 
 
 def test_rest_only_day_and_today_partial(repo, clients):
@@ -71,19 +73,20 @@ def test_rest_only_day_and_today_partial(repo, clients):
     loader = AggTradeLoader(repo.engine, rest, None)
     [result] = loader.load("OLDUSDT", [date(2024, 2, 10)])
     expected = truth(rest, "OLDUSDT", date(2024, 2, 10))
-    assert result.status == COMPLETE and result.sources == {"rest": len(expected)}
+    assert result.status == DayStatus.COMPLETE and result.sources == {"rest": len(expected)}
     assert_equal(loader, "OLDUSDT", date(2024, 2, 10), expected)
     [today] = loader.load("OLDUSDT", [date(2024, 2, 25)])  # after delisting: nothing to load
     assert today.status == "out_of_range"
     [partial] = loader.load("NEWUSDT", [date(2024, 4, 2)])  # the simulator's clock: 12:00
-    assert partial.status == PARTIAL and partial.rows == len(truth(rest, "NEWUSDT", date(2024, 4, 2)))
+    assert partial.status == DayStatus.INCOMPLETE
+    assert partial.stored_rows == len(truth(rest, "NEWUSDT", date(2024, 4, 2)))
 
 
 def test_a_deleted_trade_fails_the_id_check_and_a_reload_repairs_it(repo, clients):
     rest, archive = clients
     loader = AggTradeLoader(repo.engine, rest, archive)
     [result] = loader.load("NEWUSDT", [DAY])
-    middle, last = result.first_id + 100, result.last_id
+    middle, last = result.details["first_id"] + 100, result.details["last_id"]
     assert loader.store.delete("NEWUSDT", [middle, last]) == 2
     ledger = repo.get_ledger("agg_trades", "NEWUSDT", "")[0]
     passed, description, meta = check_day(loader.store, "NEWUSDT", DAY, ledger)

@@ -14,17 +14,12 @@ import pytest
 import sqlalchemy as sa
 
 from marketdata_assets.binance.archive import ArchiveClient
+from marketdata_assets.binance.funding import HOUR_MS, FundingFormatError, align_hour, parse_archive_csv
 from marketdata_assets.binance.intervals import DAY_MS, day_start_ms, days_between
 from marketdata_assets.binance.rest import BinanceRestClient
-from marketdata_assets.ingest.funding import (
-    HOUR_MS,
-    FundingFormatError,
-    FundingLoader,
-    align_hour,
-    missing_funding,
-    parse_archive_csv,
-)
+from marketdata_assets.ingest.funding import FundingLoader
 from marketdata_assets.storage.tables_funding import funding_rates
+from marketdata_assets.validation.funding_check import missing_funding
 from tests.samples import SAMPLES as SAMPLES_ROOT
 
 SAMPLES = str(SAMPLES_ROOT / "archive")
@@ -49,9 +44,9 @@ def stored(repo, symbol: str) -> list[dict]:
 def test_sol_8h_to_4h_change_passes_and_rows_equal_the_simulator(loader, repo, sim_session):
     days = days_between(date(2023, 9, 30), date(2023, 10, 2))
     results = loader.load("SOLUSDT", days)
-    assert [r.missing for r in results] == [[], [], []]
-    assert [r.events for r in results] == [3, 6, 6]
-    assert all(r.sources == {"archive": r.events} for r in results)
+    assert [r.gaps for r in results] == [[], [], []]
+    assert [r.stored_rows for r in results] == [3, 6, 6]
+    assert all(r.sources == {"archive": r.stored_rows} for r in results)
     rows = stored(repo, "SOLUSDT")
     lo, hi = day_start_ms(days[0]), day_start_ms(days[-1]) + DAY_MS
     with BinanceRestClient(sim_session.url) as rest:
@@ -68,7 +63,7 @@ def test_sol_8h_to_4h_change_passes_and_rows_equal_the_simulator(loader, repo, s
 
 def test_a_deleted_event_fails_the_check_and_a_reload_repairs_it(loader, repo):
     day = date(2024, 3, 1)
-    assert [r.missing for r in loader.load("BTCUSDT", [day])] == [[]]
+    assert [r.gaps for r in loader.load("BTCUSDT", [day])] == [[]]
     gone = day_start_ms(day) + 8 * HOUR_MS
     with repo.engine.begin() as conn:
         deleted = conn.execute(sa.delete(funding_rates).where(
@@ -77,13 +72,13 @@ def test_a_deleted_event_fails_the_check_and_a_reload_repairs_it(loader, repo):
     assert deleted == 1
     assert loader.store.check_day("BTCUSDT", day, loader.now_ms()) == [gone]
     again = loader.load("BTCUSDT", [day])
-    assert again[0].missing == [] and again[0].events == 3
+    assert again[0].gaps == [] and again[0].stored_rows == 3
     assert loader.store.check_day("BTCUSDT", day, loader.now_ms()) == []
 
 
 def test_a_month_not_archived_yet_comes_from_rest_with_inferred_intervals(loader, repo):
     results = loader.load("SOLUSDT", [date(2024, 4, 1)])
-    assert results[0].sources == {"rest": 6} and results[0].missing == []
+    assert results[0].sources == {"rest": 6} and results[0].gaps == []
     assert {r["funding_interval_hours"] for r in stored(repo, "SOLUSDT")} == {4}
 
 
@@ -113,3 +108,4 @@ def test_archive_files_are_parsed_strictly():
         parse_archive_csv(b"1696118400007,4,0.0001,BTCUSDT\n", "x.zip", "BTCUSDT")
     with pytest.raises(FundingFormatError, match="interval 3 h"):
         parse_archive_csv(b"1696118400007,3,0.0001\n", "x.zip", "BTCUSDT")
+

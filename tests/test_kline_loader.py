@@ -6,6 +6,7 @@ a second run changes no row; a corrupt or mismatching archive file is never load
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date
 from decimal import Decimal
 
@@ -15,17 +16,34 @@ from marketdata_assets.binance.archive import ArchiveClient
 from marketdata_assets.binance.intervals import DAY_MS, day_start_ms, days_between
 from marketdata_assets.binance.klines import DECIMAL_COLUMNS
 from marketdata_assets.binance.rest import BinanceRestClient
-from marketdata_assets.ingest.klines import COMPLETE, FAILED, OUT_OF_RANGE_STATUS, PARTIAL, KlineLoader
+from marketdata_assets.ingest.klines import KlineLoader
+from marketdata_assets.storage.ledger import DayStatus
 from marketdata_assets.validation.gaps import EXCHANGE_GAP
 
 OUTAGE = (day_start_ms(date(2024, 2, 10)) + (6 * 60 + 35) * 60_000, day_start_ms(date(2024, 2, 10)) + 7 * 3_600_000)
+
+
+class Loaders:
+    """One KlineLoader per interval on shared clients, counting their writes together (as `download` does)."""
+
+    def __init__(self, engine, rest: BinanceRestClient, archive: ArchiveClient) -> None:
+        self.engine, self.rest, self.archive = engine, rest, archive
+        self.written: Counter[str] = Counter()
+        self._loaders: dict[str, KlineLoader] = {}
+
+    def __call__(self, interval: str) -> KlineLoader:
+        if interval not in self._loaders:
+            loader = KlineLoader(self.engine, self.rest, self.archive, interval=interval)
+            loader.written = self.written
+            self._loaders[interval] = loader
+        return self._loaders[interval]
 
 
 @pytest.fixture
 def loader(sim, repo):
     rest = BinanceRestClient(sim.url)
     archive = ArchiveClient(sim.url, listing_url=f"{sim.url}/data.binance.vision")
-    yield KlineLoader(repo, rest, archive)
+    yield Loaders(repo.engine, rest, archive)
     rest.close()
     archive.close()
 
@@ -56,8 +74,8 @@ def test_quarter_of_two_symbols_two_intervals(loader, repo, sim):
     start, end = day_start_ms(days[0]), day_start_ms(days[-1]) + DAY_MS
     for symbol in ("BTCUSDT", "ETHUSDT"):
         for interval in ("1m", "1h"):
-            results = loader.load(symbol, interval, days)
-            assert [r.status for r in results] == [COMPLETE] * len(days)
+            results = loader(interval).load(symbol, days)
+            assert [r.status for r in results] == [DayStatus.COMPLETE] * len(days)
             assert_store_equals_truth(repo, sim, symbol, interval, start, end)
             gaps = [(r.day, g) for r in results for g in r.gaps]
             if interval == "1m":
@@ -73,34 +91,34 @@ def test_quarter_of_two_symbols_two_intervals(loader, repo, sim):
     loader.written.clear()
     for symbol in ("BTCUSDT", "ETHUSDT"):
         for interval in ("1m", "1h"):
-            again = loader.load(symbol, interval, days)
+            again = loader(interval).load(symbol, days)
             assert {r.status for r in again} == {"unchanged"}
             assert sum(r.stored_rows for r in again) == (91 * 1440 - 25 if interval == "1m" else 91 * 24)
     assert loader.written["inserted"] == loader.written["updated"] == 0
-    forced = loader.load("BTCUSDT", "1h", days, force=True)
-    assert {r.status for r in forced} == {COMPLETE}
+    forced = loader("1h").load("BTCUSDT", days, force=True)
+    assert {r.status for r in forced} == {DayStatus.COMPLETE}
     assert loader.written["inserted"] == loader.written["updated"] == 0
 
 
 def test_today_is_loaded_from_rest_up_to_the_last_closed_bar(loader, repo, sim):
     # the simulator's clock is frozen at 2024-04-02 12:00 UTC: the day is half over
-    [result] = loader.load("BTCUSDT", "1m", [date(2024, 4, 2)])
-    assert result.status == PARTIAL
+    [result] = loader("1m").load("BTCUSDT", [date(2024, 4, 2)])
+    assert result.status == DayStatus.INCOMPLETE
     assert result.sources == {"rest": 720}
     assert result.archive_checksum is None
-    assert result.last_open_time.isoformat() == "2024-04-02T11:59:00+00:00"
+    assert result.last_time.isoformat() == "2024-04-02T11:59:00+00:00"
     assert [g.cls for g in result.gaps] == ["out_of_range"]
 
 
 def test_days_before_listing_and_after_delisting_are_out_of_range(loader, repo, sim):
     listing = sim.market.spec("NEWUSDT").onboard_ms
     listing_day = date.fromtimestamp(listing / 1000)
-    results = loader.load("NEWUSDT", "1h", [date(2024, 2, 13), listing_day])
-    assert results[0].status == OUT_OF_RANGE_STATUS and results[0].stored_rows == 0
-    assert results[1].status == COMPLETE
-    assert results[1].first_open_time.timestamp() * 1000 == listing
+    results = loader("1h").load("NEWUSDT", [date(2024, 2, 13), listing_day])
+    assert results[0].status == DayStatus.OUT_OF_RANGE and results[0].stored_rows == 0
+    assert results[1].status == DayStatus.COMPLETE
+    assert results[1].first_time.timestamp() * 1000 == listing
     ledger = {row.day: row.status for row in repo.get_ledger("klines", "NEWUSDT", "1h")}
-    assert ledger == {date(2024, 2, 13): OUT_OF_RANGE_STATUS, listing_day: COMPLETE}
+    assert ledger == {date(2024, 2, 13): DayStatus.OUT_OF_RANGE, listing_day: DayStatus.COMPLETE}
 
 
 @pytest.mark.parametrize("fault", ["corrupt", "truncated"])
@@ -108,8 +126,8 @@ def test_a_bad_archive_file_is_never_loaded(loader, repo, sim, fault):
     day = date(2024, 3, 5)
     path = f"/data/futures/um/daily/klines/BTCUSDT/1h/BTCUSDT-1h-{day}.zip"
     sim.set_faults(**{fault: [path]})
-    [result] = loader.load("BTCUSDT", "1h", [day])
-    assert result.status == COMPLETE
+    [result] = loader("1h").load("BTCUSDT", [day])
+    assert result.status == DayStatus.COMPLETE
     assert result.sources == {"rest": 24}  # the whole day from REST, provisional until the archive is good
     assert result.archive_checksum is None
     assert any("archive unusable" in note for note in result.notes)
@@ -117,7 +135,7 @@ def test_a_bad_archive_file_is_never_loaded(loader, repo, sim, fault):
     # once the file is repaired, the next run settles the day from the archive with no row changed
     sim.set_faults(clear=True)
     loader.written.clear()
-    [settled] = loader.load("BTCUSDT", "1h", [day])
+    [settled] = loader("1h").load("BTCUSDT", [day])
     assert settled.sources == {"archive": 24} and settled.archive_checksum
     assert loader.written["inserted"] == 0
     [row] = repo.get_ledger("klines", "BTCUSDT", "1h", day, day)
@@ -126,8 +144,8 @@ def test_a_bad_archive_file_is_never_loaded(loader, repo, sim, fault):
 
 def test_a_5xx_burst_is_retried(loader, repo, sim):
     sim.set_faults(error_burst={"count": 3, "status": 503})
-    [result] = loader.load("ETHUSDT", "1h", [date(2024, 4, 2)])
-    assert result.status == PARTIAL and result.stored_rows == 12
+    [result] = loader("1h").load("ETHUSDT", [date(2024, 4, 2)])
+    assert result.status == DayStatus.INCOMPLETE and result.stored_rows == 12
 
 
 def test_an_invalid_bar_fails_its_day_only(loader, repo, sim, monkeypatch):
@@ -145,19 +163,19 @@ def test_an_invalid_bar_fails_its_day_only(loader, repo, sim, monkeypatch):
         return raw, checksum
 
     monkeypatch.setattr(loader.archive, "daily_klines", broken)
-    results = loader.load("BTCUSDT", "1h", days)
-    assert [r.status for r in results] == [COMPLETE, FAILED]
+    results = loader("1h").load("BTCUSDT", days)
+    assert [r.status for r in results] == [DayStatus.COMPLETE, DayStatus.FAILED]
     assert "low <= open, close" in results[1].error
     assert repo.count_klines("BTCUSDT", "1h", day_start_ms(days[1]), day_start_ms(days[1]) + DAY_MS) == 0
     statuses = {row.day: row.status for row in repo.get_ledger("klines", "BTCUSDT", "1h")}
-    assert statuses == {days[0]: COMPLETE, days[1]: FAILED}
+    assert statuses == {days[0]: DayStatus.COMPLETE, days[1]: DayStatus.FAILED}
 
 
 def test_an_archive_file_out_of_order_with_repeated_rows_is_corrected_and_says_so(loader, repo, sim):
     day = date(2024, 3, 6)
     sim.set_faults(shuffled=[f"/data/futures/um/daily/klines/BTCUSDT/1h/BTCUSDT-1h-{day}.zip"])
-    [result] = loader.load("BTCUSDT", "1h", [day])
-    assert result.status == COMPLETE and result.sources == {"archive": 24}
+    [result] = loader("1h").load("BTCUSDT", [day])
+    assert result.status == DayStatus.COMPLETE and result.sources == {"archive": 24}
     assert any("out of open-time order: sorted" in note for note in result.notes)
     assert any("3 duplicate row(s) dropped" in note for note in result.notes)
     assert_store_equals_truth(repo, sim, "BTCUSDT", "1h", day_start_ms(day), day_start_ms(day) + DAY_MS)
@@ -166,7 +184,7 @@ def test_an_archive_file_out_of_order_with_repeated_rows_is_corrected_and_says_s
 def test_an_archive_file_with_a_changed_layout_is_not_loaded(loader, repo, sim):
     day = date(2024, 3, 7)
     sim.set_faults(relayout=[f"/data/futures/um/daily/klines/BTCUSDT/1h/BTCUSDT-1h-{day}.zip"])
-    [result] = loader.load("BTCUSDT", "1h", [day])
+    [result] = loader("1h").load("BTCUSDT", [day])
     # the layout is refused with the file named; the day comes from REST and stays provisional
-    assert result.status == COMPLETE and result.sources == {"rest": 24} and result.archive_checksum is None
+    assert result.status == DayStatus.COMPLETE and result.sources == {"rest": 24} and result.archive_checksum is None
     assert any("unexpected kline header" in note and f"BTCUSDT-1h-{day}" in note for note in result.notes)

@@ -22,15 +22,8 @@ from marketdata_assets.binance.market_stats import (
     parse_metrics_csv,
 )
 from marketdata_assets.binance.rest import BinanceRestClient
-from marketdata_assets.ingest.market_stats import (
-    BOOK_DEPTH,
-    COMPLETE,
-    METRICS,
-    OUT_OF_RANGE,
-    StatsLoader,
-    check_day,
-    window,
-)
+from marketdata_assets.ingest.market_stats import BOOK_DEPTH, METRICS, StatsLoader, check_day, window
+from marketdata_assets.storage.ledger import DayStatus
 from tests.dataset_support import repair_flow, store_resource  # noqa: F401  (fixture)
 from tests.samples import SAMPLES
 
@@ -115,13 +108,14 @@ def clients(sim_session):
 @pytest.mark.parametrize("dataset", [METRICS, BOOK_DEPTH], ids=lambda d: d.name)
 def test_day_equals_the_archive_and_a_rerun_changes_nothing(repo, clients, dataset):
     rest, archive = clients
-    loader = StatsLoader(dataset, repo.engine, rest, archive)
+    loader = StatsLoader(repo.engine, rest, archive, dataset=dataset)
     [result] = loader.load("BTCUSDT", [DAY])
-    assert result.status == COMPLETE and result.missing == [] and result.corrections == []
+    assert result.status == DayStatus.COMPLETE and result.gaps == [] and result.corrections == []
     if dataset is METRICS:
-        assert result.rows == result.expected_rows == 288
+        assert result.stored_rows == result.expected_rows == 288
     else:
-        assert result.times == 2880 and result.bands == 10 and result.rows == result.expected_rows == 28800
+        assert result.details["stamps"] == 2880 and result.details["bands"] == 10
+        assert result.stored_rows == result.expected_rows == 28800
     truth = archive.fetch(archive_path(dataset.data_type, "BTCUSDT", DAY))
     parse = (lambda b: parse_metrics_csv(b, "x", "BTCUSDT", START)) if dataset is METRICS else (
         lambda b: parse_book_depth_csv(b, "x", START))
@@ -129,13 +123,14 @@ def test_day_equals_the_archive_and_a_rerun_changes_nothing(repo, clients, datas
     stored = _stored(repo.engine, dataset)
     assert stored == expected  # every row, exact decimals
     ledger = repo.get_ledger(dataset.name, "BTCUSDT", "", DAY, DAY)[0]
-    assert (ledger.status, ledger.actual_rows, ledger.archive_checksum) == ("complete", result.rows, truth.sha256)
+    assert (ledger.status, ledger.actual_rows, ledger.archive_checksum) == (
+        "complete", result.stored_rows, truth.sha256)
     info = loader.symbol_info("BTCUSDT")
     assert check_day(dataset, loader.store, "BTCUSDT", DAY, ledger, *window(dataset, info, DAY, loader.now_ms()))[0] \
         == "passed"
 
     [again] = loader.load("BTCUSDT", [DAY])
-    assert again.rows == result.rows and _stored(repo.engine, dataset) == expected
+    assert again.stored_rows == result.stored_rows and _stored(repo.engine, dataset) == expected
 
 
 def _stored(engine, dataset) -> list[dict]:
@@ -156,9 +151,9 @@ def test_days_before_listing_are_out_of_range_and_unknown_symbols_are_refused(re
     from marketdata_assets.binance.intervals import InvalidInputError
 
     rest, archive = clients
-    loader = StatsLoader(METRICS, repo.engine, rest, archive)
+    loader = StatsLoader(repo.engine, rest, archive, dataset=METRICS)
     [result] = loader.load("BTCUSDT", [date(2019, 1, 1)])
-    assert result.status == OUT_OF_RANGE and result.rows == 0
+    assert result.status == DayStatus.OUT_OF_RANGE and result.stored_rows == 0
     with pytest.raises(InvalidInputError, match="NOPEUSDT"):
         loader.load("NOPEUSDT", [DAY])
 

@@ -15,7 +15,8 @@ import pytest
 from marketdata_assets.binance.archive import ArchiveClient
 from marketdata_assets.binance.intervals import DAY_MS, InvalidInputError, day_start_ms, days_between
 from marketdata_assets.binance.rest import BinanceRestClient
-from marketdata_assets.ingest.klines import COMPLETE, KIND_DATASETS, PARTIAL, KlineLoader
+from marketdata_assets.ingest.klines import KIND_DATASETS, KlineLoader
+from marketdata_assets.storage.ledger import DayStatus
 from marketdata_assets.storage.tables_price_klines import kline_table
 
 SIM_KIND = {"markPriceKlines": "mark", "indexPriceKlines": "index", "premiumIndexKlines": "premium"}
@@ -52,29 +53,29 @@ def assert_equal_to_truth(repo, sim, kind, symbol, interval, start_ms, end_ms) -
 @pytest.mark.parametrize("kind", KINDS)
 def test_archive_days_equal_the_simulator_in_their_own_table(kind, repo, sim_session, clients):
     rest, archive = clients
-    loader = KlineLoader(repo, rest, archive, kind=kind)
+    loader = KlineLoader(repo.engine, rest, archive, interval="1h", kind=kind)
     days = days_between(date(2024, 3, 4), date(2024, 3, 5))
-    results = loader.load("BTCUSDT", "1h", days)
-    assert [r.status for r in results] == [COMPLETE, COMPLETE]
+    results = loader.load("BTCUSDT", days)
+    assert [r.status for r in results] == [DayStatus.COMPLETE, DayStatus.COMPLETE]
     assert all(r.sources == {"archive": 24} and len(r.archive_checksum or "") == 64 for r in results)
     lo, hi = day_start_ms(days[0]), day_start_ms(days[-1]) + DAY_MS
     assert assert_equal_to_truth(repo, sim_session, kind, "BTCUSDT", "1h", lo, hi) == 48
     assert repo.count_klines(kind="klines") == 0  # trade klines untouched
     assert repo.count_klines("BTCUSDT", "1h", kind=kind) == 48
     ledger = repo.get_ledger(KIND_DATASETS[kind], "BTCUSDT", "1h")
-    assert [(r.day, r.status, r.actual_rows) for r in ledger] == [(d, COMPLETE, 24) for d in days]
+    assert [(r.day, r.status, r.actual_rows) for r in ledger] == [(d, DayStatus.COMPLETE, 24) for d in days]
     assert repo.get_ledger("klines", "BTCUSDT", "1h") == []
-    again = KlineLoader(repo, rest, archive, kind=kind)
-    again.load("BTCUSDT", "1h", days, force=True)
+    again = KlineLoader(repo.engine, rest, archive, interval="1h", kind=kind)
+    again.load("BTCUSDT", days, force=True)
     assert again.written["inserted"] == again.written["updated"] == 0
 
 
 def test_premium_index_may_be_negative_and_rest_fills_a_day_without_archive(repo, sim_session, clients):
     rest, archive = clients
-    loader = KlineLoader(repo, rest, None, kind="premiumIndexKlines")  # no archive: REST only
+    loader = KlineLoader(repo.engine, rest, None, interval="5m", kind="premiumIndexKlines")  # no archive: REST only
     day = date(2024, 3, 6)
-    [result] = loader.load("ETHUSDT", "5m", [day])
-    assert result.status == COMPLETE and result.sources == {"rest": 288}
+    [result] = loader.load("ETHUSDT", [day])
+    assert result.status == DayStatus.COMPLETE and result.sources == {"rest": 288}
     lo = day_start_ms(day)
     assert assert_equal_to_truth(repo, sim_session, "premiumIndexKlines", "ETHUSDT", "5m", lo, lo + DAY_MS) == 288
     frame = repo.get_klines("ETHUSDT", "5m", lo, lo + DAY_MS, kind="premiumIndexKlines")
@@ -83,9 +84,9 @@ def test_premium_index_may_be_negative_and_rest_fills_a_day_without_archive(repo
 
 def test_today_is_partial_and_a_deleted_bar_is_found(repo, sim_session, clients):
     rest, archive = clients
-    loader = KlineLoader(repo, rest, archive, kind="indexPriceKlines")
-    [result] = loader.load("SOLUSDT", "1h", [date(2024, 4, 2)])  # the simulator's clock: 12:00
-    assert result.status == PARTIAL and result.stored_rows == 12
+    loader = KlineLoader(repo.engine, rest, archive, interval="1h", kind="indexPriceKlines")
+    [result] = loader.load("SOLUSDT", [date(2024, 4, 2)])  # the simulator's clock: 12:00
+    assert result.status == DayStatus.INCOMPLETE and result.stored_rows == 12
     lo = day_start_ms(date(2024, 4, 2))
     assert repo.delete_klines("SOLUSDT", "1h", lo + 3_600_000, lo + 2 * 3_600_000, kind="indexPriceKlines") == 1
     gaps = repo.find_gaps("SOLUSDT", "1h", lo, lo + 12 * 3_600_000, kind="indexPriceKlines")
@@ -95,6 +96,6 @@ def test_today_is_partial_and_a_deleted_bar_is_found(repo, sim_session, clients)
 def test_unknown_kind_is_a_clear_error(repo, clients):
     rest, archive = clients
     with pytest.raises(InvalidInputError, match="unknown kline kind 'fooKlines'"):
-        KlineLoader(repo, rest, archive, kind="fooKlines")
+        KlineLoader(repo.engine, rest, archive, interval="1h", kind="fooKlines")
     with pytest.raises(InvalidInputError, match="unknown kline kind"):
         kline_table("bar")

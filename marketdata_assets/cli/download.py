@@ -7,7 +7,7 @@ exchangeInfo, intervals, dates, listing dates, URLs. Then each (symbol, interval
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import date, timedelta
 
 import click
@@ -24,7 +24,8 @@ from marketdata_assets.binance.intervals import (
     validate_symbol,
 )
 from marketdata_assets.cli.options import MultiValueOption, settings_from_flags, settings_options
-from marketdata_assets.ingest.klines import FAILED, DayResult, today_utc
+from marketdata_assets.ingest.contract import DayResult
+from marketdata_assets.ingest.klines import today_utc
 from marketdata_assets.ingest.runtime import open_runtime
 from marketdata_assets.storage.engine import describe_url
 
@@ -73,7 +74,7 @@ def summary_table(results: list[DayResult]) -> str:
         lines.append(
             f"{symbol:<12} {interval:<8} {len(group):>5} {sum(r.stored_rows for r in group):>10} "
             f"{sources['archive']:>9} {sources['rest']:>8} {len(gaps):>5} {sum(g.bars for g in gaps):>8} "
-            f"{sum(r.status == FAILED for r in group):>6}"
+            f"{sum(r.failed for r in group):>6}"
         )
     return "\n".join(lines)
 
@@ -112,7 +113,7 @@ def download_command(symbols, intervals, start, end, days, force, no_progress, i
         if in_dagster:
             _download_in_dagster(settings, wanted, chosen, day_list, runtime, no_progress)
             return
-        loader = runtime.kline_loader(symbols=known)
+        loaders = {interval: runtime.kline_loader(interval, symbols=known) for interval in chosen}
         results: list[DayResult] = []
         total = len(wanted) * len(chosen) * len(day_list)
         click.echo(f"loading {total} symbol-interval-days into {describe_url(settings.database_url)}", err=True)
@@ -126,14 +127,14 @@ def download_command(symbols, intervals, start, end, days, force, no_progress, i
             try:
                 for symbol in wanted:
                     for interval in chosen:
-                        loader.load(symbol, interval, day_list, force=force, progress=advance)
+                        loaders[interval].load(symbol, day_list, force=force, progress=advance)
             except Exception as exc:  # noqa: BLE001 - reported below; committed days stay intact
                 failure = exc
     click.echo(summary_table(results))
-    failed = [r for r in results if r.status == FAILED]
+    failed = [r for r in results if r.failed]
     for result in failed[:20]:
         click.echo(f"failed: {result.label}: {result.error}", err=True)
-    written = loader.written
+    written: Counter[str] = sum((loader.written for loader in loaders.values()), Counter())
     click.echo(f"rows inserted {written['inserted']}, updated {written['updated']}, unchanged {written['unchanged']}")
     if failure is not None:
         raise click.ClickException(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
@@ -23,93 +22,60 @@ from sqlalchemy.engine import Engine
 
 from marketdata_assets.binance.agg_trades import (
     AggTradeBatch,
-    AggTradesFormatError,
     id_holes,
     parse_agg_trades_csv,
     rest_agg_trades_csv,
 )
 from marketdata_assets.binance.archive import ArchiveClient, archive_path
 from marketdata_assets.binance.errors import BinanceError
-from marketdata_assets.binance.exchange_info import SymbolDirectory, SymbolInfo
+from marketdata_assets.binance.exchange_info import SymbolInfo
 from marketdata_assets.binance.intervals import DAY_MS, day_start_ms
 from marketdata_assets.binance.rest import AGG_TRADES_MAX_LIMIT, AGG_TRADES_MAX_SPAN_MS, BinanceRestClient
+from marketdata_assets.ingest.base import ExchangeLoader
+from marketdata_assets.ingest.contract import DayResult
+from marketdata_assets.ingest.days import day_closed, failed_result, load_each_day, out_of_range_result, traded_window
 from marketdata_assets.storage.agg_trades_store import AggTradeStore
-from marketdata_assets.storage.ledger import LedgerRow
+from marketdata_assets.storage.ledger import DayStatus, LedgerRow, LedgerStatus
+from marketdata_assets.validation.gaps import EXCHANGE_GAP, IdGap
 
 log = logging.getLogger(__name__)
 
 DATASET = "agg_trades"
-COMPLETE, PARTIAL, OUT_OF_RANGE, FAILED = "complete", "incomplete", "out_of_range", "failed"
 
 
-@dataclass
-class AggDayResult:
-    symbol: str
-    day: date
-    status: str
-    rows: int = 0
-    expected_rows: int = 0
-    first_id: int | None = None
-    last_id: int | None = None
-    sources: dict[str, int] = field(default_factory=dict)
-    archive_checksum: str | None = None
-    missing: list[tuple[int, int]] = field(default_factory=list)  # inclusive id ranges REST did not have
-    corrections: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    error: str | None = None
-
-    def ledger_row(self) -> LedgerRow:
-        return LedgerRow(
-            dataset=DATASET, symbol=self.symbol, interval="", day=self.day, expected_rows=self.expected_rows,
-            actual_rows=self.rows,
-            missing=[{"interval": "", "unit": "agg_id", "start_id": a, "end_id": b, "cls": "exchange_gap"}
-                     for a, b in self.missing],
-            sources=dict(self.sources), archive_checksum=self.archive_checksum, status=self.status,
-            last_error=self.error,
-        )
-
-
-class AggTradeLoader:
+class AggTradeLoader(ExchangeLoader):
     """Loads aggregate trades day by day; see the module docstring for the rules."""
+
+    dataset = DATASET
 
     def __init__(self, engine: Engine, rest: BinanceRestClient, archive: ArchiveClient | None, *,
                  symbols: dict[str, SymbolInfo] | None = None, now_ms: Callable[[], int] | None = None) -> None:
+        super().__init__(rest, archive, symbols=symbols, now_ms=now_ms)
         self.store = AggTradeStore(engine)
-        self.rest = rest
-        self.archive = archive
-        self.directory = SymbolDirectory(rest.exchange_info, symbols)
-        self.now_ms = now_ms or rest.server_time_ms
-
-    def symbol_info(self, symbol: str) -> SymbolInfo:
-        return self.directory.info(symbol)
 
     def load(self, symbol: str, days: Sequence[date],
-             progress: Callable[[AggDayResult], None] | None = None) -> list[AggDayResult]:
+             progress: Callable[[DayResult], None] | None = None) -> list[DayResult]:
         info = self.symbol_info(symbol)
-        results = []
-        for day in sorted(set(days)):
-            try:
-                result = self._load_day(info, day)
-            except (BinanceError, AggTradesFormatError) as exc:
-                result = AggDayResult(symbol, day, FAILED, error=f"{type(exc).__name__}: {exc}")
-                self.store.write([], [result.ledger_row()])
-            if progress:
-                progress(result)
-            results.append(result)
-        return results
 
-    def _load_day(self, info: SymbolInfo, day: date) -> AggDayResult:
+        def failed(day: date, error: str) -> DayResult:
+            result = failed_result(DATASET, symbol, day, error)
+            self.store.write([], [result.ledger_row()])
+            return result
+
+        return load_each_day(symbol, days, lambda day: self._load_day(info, day), failed, progress)
+
+    def _load_day(self, info: SymbolInfo, day: date) -> DayResult:
         symbol = info.symbol
         now = self.now_ms()
         start = day_start_ms(day)
-        lo = max(start, info.onboard_ms or start)
-        hi = min(start + DAY_MS, info.delivery_ms or start + DAY_MS, now)
+        lo, hi = traded_window(info, day, now)
         if hi <= lo:
-            result = AggDayResult(symbol, day, OUT_OF_RANGE)
+            result = out_of_range_result(DATASET, symbol, day)
             self.store.write([], [result.ledger_row()])
             return result
-        closed = hi == start + DAY_MS or (info.delivery_ms is not None and info.delivery_ms <= now)
-        result = AggDayResult(symbol, day, COMPLETE if closed else PARTIAL)
+        closed = day_closed(info, day, now)
+        result = DayResult(dataset=DATASET, symbol=symbol, interval="", day=day,
+                           status=DayStatus.COMPLETE if closed else DayStatus.INCOMPLETE)
         batches: list[AggTradeBatch] = []
         archived = self._archive_day(symbol, day, (start, start + DAY_MS), result) if closed else None
         if archived is None:
@@ -128,10 +94,11 @@ class AggTradeLoader:
                 result.notes.append(f"{filled_rows} trade(s) missing from the archive file filled from REST")
         ids = np.sort(np.concatenate([b.ids for b in batches])) if batches else np.empty(0, np.int64)
         if ids.size:
-            result.first_id, result.last_id = int(ids[0]), int(ids[-1])
-            result.missing = id_holes(ids)
-            result.expected_rows = result.last_id - result.first_id + 1
-        result.rows = int(ids.size)
+            first_id, last_id = int(ids[0]), int(ids[-1])
+            result.details.update(first_id=first_id, last_id=last_id)
+            result.gaps = [IdGap(a, b, EXCHANGE_GAP) for a, b in id_holes(ids)]
+            result.expected_rows = last_id - first_id + 1
+        result.stored_rows = int(ids.size)
         for batch in batches:
             if len(batch):
                 result.sources[batch.source] = result.sources.get(batch.source, 0) + len(batch)
@@ -139,7 +106,7 @@ class AggTradeLoader:
         return result
 
     def _archive_day(self, symbol: str, day: date, day_range: tuple[int, int],
-                     result: AggDayResult) -> AggTradeBatch | None:
+                     result: DayResult) -> AggTradeBatch | None:
         if self.archive is None:
             return None
         path = archive_path("aggTrades", symbol, day)
@@ -202,9 +169,9 @@ def check_day(store: AggTradeStore, symbol: str, day: date, ledger: LedgerRow | 
     """
     if ledger is None:
         return False, "never loaded: no ledger entry for this day", {"never_loaded": True}
-    if ledger.status == FAILED:
+    if ledger.status == LedgerStatus.FAILED:
         return False, f"the last load failed: {ledger.last_error}", {"last_error": ledger.last_error}
-    if ledger.status == OUT_OF_RANGE:
+    if ledger.status == LedgerStatus.OUT_OF_RANGE:
         return True, "out of range (before listing, after delisting or in the future)", {}
     rows, first, last = store.day_stats(symbol, day)
     exchange_gaps = sum(int(g["end_id"]) - int(g["start_id"]) + 1 for g in ledger.missing or [] if "end_id" in g)

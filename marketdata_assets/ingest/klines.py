@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 import numpy as np
+from sqlalchemy.engine import Engine
 
 from marketdata_assets.binance.archive import ArchiveClient
 from marketdata_assets.binance.errors import BinanceError, InvalidSymbolError
-from marketdata_assets.binance.exchange_info import SymbolDirectory, SymbolInfo
+from marketdata_assets.binance.exchange_info import SymbolInfo
 from marketdata_assets.binance.intervals import (
     DAY_MS,
     InvalidInputError,
@@ -38,7 +39,11 @@ from marketdata_assets.binance.intervals import (
 )
 from marketdata_assets.binance.klines import KlineFormatError, RawKlines, concat
 from marketdata_assets.binance.rest import BinanceRestClient
-from marketdata_assets.storage.repository import LedgerRow, MarketDataRepository
+from marketdata_assets.ingest.base import ExchangeLoader
+from marketdata_assets.ingest.contract import DayResult
+from marketdata_assets.ingest.days import describe, failed_result, out_of_range_result
+from marketdata_assets.storage.ledger import DayStatus, LedgerRow, LedgerStatus
+from marketdata_assets.storage.repository import MarketDataRepository
 from marketdata_assets.validation.gaps import EXCHANGE_GAP, OUT_OF_RANGE, Gap, clip_to_range, find_missing
 from marketdata_assets.validation.schemas import KlineValidationError, validate_klines
 
@@ -52,65 +57,6 @@ KIND_DATASETS = {
     "indexPriceKlines": "index_price_klines",
     "premiumIndexKlines": "premium_index_klines",
 }
-# "incomplete": the day is not over yet (its bars so far are stored; the rest is out of range until it closes)
-COMPLETE, PARTIAL, OUT_OF_RANGE_STATUS, FAILED, UNCHANGED = (
-    "complete", "incomplete", "out_of_range", "failed", "unchanged",
-)
-
-
-@dataclass
-class DayResult:
-    """What one (symbol, interval, day) load did: the figures that become ledger rows and asset metadata."""
-
-    symbol: str
-    interval: str
-    day: date
-    status: str
-    expected_rows: int = 0
-    stored_rows: int = 0
-    sources: dict[str, int] = field(default_factory=dict)
-    archive_checksum: str | None = None
-    gaps: list[Gap] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    first_open_time: datetime | None = None
-    last_open_time: datetime | None = None
-    error: str | None = None
-    dataset: str = DATASET
-
-    @property
-    def label(self) -> str:
-        return f"{self.symbol} {self.interval} {self.day.isoformat()}"
-
-    @property
-    def exchange_gaps(self) -> list[Gap]:
-        return [g for g in self.gaps if g.cls == EXCHANGE_GAP]
-
-    @classmethod
-    def from_ledger(cls, row: LedgerRow) -> DayResult:
-        """The figures of a day as the ledger recorded them (for reports of runs done elsewhere)."""
-        return cls(
-            row.symbol, row.interval, row.day, row.status, expected_rows=row.expected_rows,
-            stored_rows=row.actual_rows, sources=dict(row.sources or {}), archive_checksum=row.archive_checksum,
-            gaps=[Gap(g["interval"], g["start_ms"], g["end_ms"], g["cls"]) for g in row.missing or []],
-            error=row.last_error,
-        )
-
-    def ledger_row(self) -> LedgerRow:
-        return LedgerRow(
-            dataset=self.dataset,
-            symbol=self.symbol,
-            interval=self.interval,
-            day=self.day,
-            expected_rows=self.expected_rows,
-            actual_rows=self.stored_rows,
-            missing=[g.as_dict() for g in self.gaps],
-            sources=dict(self.sources),
-            archive_checksum=self.archive_checksum,
-            status=self.status,
-            last_error=self.error,
-        )
-
-
 @dataclass
 class _DayPlan:
     day: date
@@ -121,31 +67,29 @@ class _DayPlan:
     result: DayResult | None = None
 
 
-class KlineLoader:
-    """Loads klines day by day into the repository; see the module docstring for the rules."""
+class KlineLoader(ExchangeLoader):
+    """Loads one interval (and kind) of klines day by day; see the module docstring for the rules."""
 
     def __init__(
         self,
-        repo: MarketDataRepository,
+        engine: Engine,
         rest: BinanceRestClient,
         archive: ArchiveClient | None,
         *,
+        interval: str,
+        kind: str = "klines",
         symbols: dict[str, SymbolInfo] | None = None,
         now_ms: Callable[[], int] | None = None,
         batch_days: int = 31,
         fetch_workers: int = 4,
-        kind: str = "klines",
     ) -> None:
         if kind not in KIND_DATASETS:
             raise InvalidInputError(f"unknown kline kind {kind!r}: expected one of {', '.join(KIND_DATASETS)}")
+        super().__init__(rest, archive, symbols=symbols, now_ms=now_ms)
+        self.interval = validate_interval(interval)
         self.kind = kind
         self.dataset = KIND_DATASETS[kind]
-        self.repo = repo
-        self.rest = rest
-        self.archive = archive
-        self.directory = SymbolDirectory(rest.exchange_info, symbols)
-        # the exchange's clock decides what has closed (a skewed local clock must not invent gaps)
-        self.now_ms = now_ms or rest.server_time_ms
+        self.repo = MarketDataRepository(engine)
         self.batch_days = batch_days
         self.fetch_workers = fetch_workers
         # rows inserted / updated / left unchanged by this loader's writes (the store counts per batch)
@@ -161,19 +105,10 @@ class KlineLoader:
         """`kind=` for the clients, left out for trade klines (the clients' default)."""
         return {} if self.kind == "klines" else {"kind": self.kind}
 
-    # -- symbols -------------------------------------------------------------------------------------
-    def symbols(self) -> dict[str, SymbolInfo]:
-        """exchangeInfo, fetched once per loader (weight 1)."""
-        return self.directory.all()
-
-    def symbol_info(self, symbol: str) -> SymbolInfo:
-        return self.directory.info(symbol)
-
     # -- the load ------------------------------------------------------------------------------------
     def load(
         self,
         symbol: str,
-        interval: str,
         days: Sequence[date],
         *,
         force: bool = False,
@@ -184,8 +119,8 @@ class KlineLoader:
         A day that fails (validation, or every source failing) is reported `failed` with its cause and not
         stored; the other days are. Database errors propagate: what was committed before stays intact.
         """
-        validate_interval(interval)
         info = self.symbol_info(symbol)
+        interval = self.interval
         ordered = sorted(set(days))
         chunks = [ordered[i : i + self.batch_days] for i in range(0, len(ordered), self.batch_days)]
         results: list[DayResult] = []
@@ -233,14 +168,12 @@ class KlineLoader:
             except BinanceError as exc:
                 if isinstance(exc, InvalidSymbolError):
                     raise
-                plan.result = DayResult(symbol, interval, plan.day, FAILED, error=f"{type(exc).__name__}: {exc}",
-                                        dataset=self.dataset)
+                plan.result = failed_result(self.dataset, symbol, plan.day, describe(exc), interval)
 
         for plan in plans:
             if plan.hi <= plan.lo:
-                plan.result = DayResult(symbol, interval, plan.day, OUT_OF_RANGE_STATUS,
-                                        gaps=self._out_of_range_gaps(info, interval, plan, now),
-                                        dataset=self.dataset)
+                plan.result = out_of_range_result(self.dataset, symbol, plan.day, interval)
+                plan.result.gaps = list(self._out_of_range_gaps(info, interval, plan, now))
         in_range = [plan for plan in plans if plan.result is None]
         try:
             # downloads are I/O: overlap them (the clients are thread-safe and share one weight budget)
@@ -248,7 +181,7 @@ class KlineLoader:
                 list(pool.map(fetch, in_range))
         except InvalidSymbolError as exc:
             raise InvalidInputError(f"{symbol}: {exc}") from exc
-        self._validate(interval, [p for p in plans if p.result is not None and p.result.status == COMPLETE])
+        self._validate(interval, [p for p in plans if p.result is not None and p.result.status == DayStatus.COMPLETE])
         return plans, now
 
     def _unchanged_candidates(self, symbol: str, interval: str, days: list[date]) -> dict[date, LedgerRow]:
@@ -256,7 +189,7 @@ class KlineLoader:
         wanted = set(days)
         ledger = {
             row.day: row for row in self.repo.get_ledger(self.dataset, symbol, interval, days[0], days[-1])
-            if row.archive_checksum and row.status == COMPLETE and row.day in wanted
+            if row.archive_checksum and row.status == LedgerStatus.COMPLETE and row.day in wanted
         }
         if not ledger:
             return {}
@@ -278,13 +211,8 @@ class KlineLoader:
                 if known is not None and self.archive.fetch_checksum(
                     self.archive.archive_path(self.kind, symbol, plan.day, interval=interval)
                 ) == known.archive_checksum:
-                    plan.result = DayResult(
-                        symbol, interval, plan.day, UNCHANGED, expected_rows=known.expected_rows,
-                        stored_rows=known.actual_rows, sources=dict(known.sources or {}),
-                        archive_checksum=known.archive_checksum,
-                        gaps=[Gap(g["interval"], g["start_ms"], g["end_ms"], g["cls"]) for g in known.missing or []],
-                        dataset=self.dataset,
-                    )
+                    plan.result = DayResult.from_ledger(known, status=DayStatus.UNCHANGED)
+                    plan.result.error = None
                     return
                 got = self.archive.daily_klines(symbol, interval, plan.day, **self._kind_arg)
                 if got is None:
@@ -312,8 +240,8 @@ class KlineLoader:
             filled = sum(len(p) for p in plan.parts[1:])
             if filled:
                 notes.append(f"{filled} bar(s) missing from the archive file filled from REST")
-        plan.result = DayResult(symbol, interval, plan.day, COMPLETE, archive_checksum=checksum, notes=notes,
-                                dataset=self.dataset)
+        plan.result = DayResult(dataset=self.dataset, symbol=symbol, interval=interval, day=plan.day,
+                                status=DayStatus.COMPLETE, archive_checksum=checksum, notes=notes)
 
     @staticmethod
     def _out_of_range_gaps(info: SymbolInfo, interval: str, plan: _DayPlan, now: int) -> list[Gap]:
@@ -342,7 +270,7 @@ class KlineLoader:
                                 signed_prices=self.signed_prices)
             except KlineValidationError as exc:
                 assert plan.result is not None
-                plan.result.status = FAILED
+                plan.result.status = DayStatus.FAILED
                 plan.result.error = str(exc)
                 plan.parts = []
 
@@ -352,7 +280,7 @@ class KlineLoader:
         for plan in plans:
             result = plan.result
             assert result is not None
-            if result.status in (COMPLETE,):
+            if result.status == DayStatus.COMPLETE:
                 times = sorted(t for p in plan.parts for t in p.open_times_ms)
                 result.expected_rows = len(range(plan.lo, plan.hi, step))
                 result.stored_rows = len(times)
@@ -365,14 +293,15 @@ class KlineLoader:
                 result.gaps += [g for g in self._out_of_range_gaps(info, interval, plan, now) if g.cls == OUT_OF_RANGE]
                 result.gaps.sort(key=lambda g: g.start_ms)
                 if times:
-                    result.first_open_time = ms_to_datetime(times[0])
-                    result.last_open_time = ms_to_datetime(times[-1])
+                    result.first_time = ms_to_datetime(times[0])
+                    result.last_time = ms_to_datetime(times[-1])
                 if not plan.closed or start + DAY_MS > now:
-                    result.status = PARTIAL
+                    result.status = DayStatus.INCOMPLETE
             results.append(result)
-        to_write = [p for p in plans if p.result is not None and p.result.status in (COMPLETE, PARTIAL)]
+        to_write = [p for p in plans if p.result is not None
+                    and p.result.status in (DayStatus.COMPLETE, DayStatus.INCOMPLETE)]
         ledger = [p.result.ledger_row() for p in plans
-                  if p.result is not None and p.result.status in (COMPLETE, PARTIAL, OUT_OF_RANGE_STATUS, FAILED)]
+                  if p.result is not None and p.result.status != DayStatus.UNCHANGED]
         by_source: dict[str, list[RawKlines]] = {}
         for plan in to_write:
             for part in plan.parts:

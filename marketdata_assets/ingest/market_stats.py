@@ -16,30 +16,31 @@ load did not record, fail (fillable: a re-run reloads the file); recorded archiv
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from marketdata_assets.binance.archive import ArchiveClient, archive_path
-from marketdata_assets.binance.errors import BinanceError
-from marketdata_assets.binance.exchange_info import SymbolDirectory, SymbolInfo
+from marketdata_assets.binance.exchange_info import SymbolInfo
 from marketdata_assets.binance.intervals import DAY_MS, day_start_ms
 from marketdata_assets.binance.market_stats import (
     BOOK_DEPTH_STEP_MS,
     METRICS_STEP_MS,
-    ArchiveLayoutError,
     ParsedDay,
     parse_book_depth_csv,
     parse_metrics_csv,
 )
 from marketdata_assets.binance.rest import BinanceRestClient
-from marketdata_assets.storage.ledger import LedgerRow
+from marketdata_assets.ingest.base import ExchangeLoader
+from marketdata_assets.ingest.contract import DayResult
+from marketdata_assets.ingest.days import day_closed, failed_result, load_each_day, out_of_range_result, traded_window
+from marketdata_assets.storage.ledger import CheckStatus, DayStatus, LedgerRow, LedgerStatus
 from marketdata_assets.storage.market_stats_store import MarketStatsStore
 from marketdata_assets.storage.tables_market_stats import book_depth, open_interest_metrics
+from marketdata_assets.validation.gaps import EXCHANGE_GAP, Stretch
 
-COMPLETE, INCOMPLETE, OUT_OF_RANGE, FAILED = "complete", "incomplete", "out_of_range", "failed"
 BOOK_DEPTH_MAX_GAP_MS = 3 * BOOK_DEPTH_STEP_MS  # "about 30 s": a stretch over 90 s without one is a gap
 
 
@@ -60,38 +61,9 @@ BOOK_DEPTH = StatsDataset("book_depth", "bookDepth", book_depth, "snapshot_time"
 DATASETS = {d.name: d for d in (METRICS, BOOK_DEPTH)}
 
 
-@dataclass
-class StatsDayResult:
-    dataset: str
-    symbol: str
-    day: date
-    status: str
-    rows: int = 0
-    expected_rows: int = 0
-    times: int = 0                      # distinct stamps (metrics rows, bookDepth snapshots)
-    bands: int = 0                      # bookDepth bands per snapshot
-    archive_checksum: str | None = None
-    missing: list[tuple[int, int]] = field(default_factory=list)  # [start, end) ms the file lacks
-    corrections: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    error: str | None = None
-
-    def ledger_row(self) -> LedgerRow:
-        return LedgerRow(
-            dataset=self.dataset, symbol=self.symbol, interval="", day=self.day, expected_rows=self.expected_rows,
-            actual_rows=self.rows,
-            missing=[{"interval": "", "start_ms": a, "end_ms": b, "cls": "exchange_gap"} for a, b in self.missing],
-            sources={"archive": self.rows} if self.rows else {}, archive_checksum=self.archive_checksum,
-            status=self.status, last_error=self.error,
-        )
-
-
 def window(dataset: StatsDataset, info: SymbolInfo, day: date, now_ms: int) -> tuple[int, int]:
     """The part of the day the symbol traded and that has passed: [lo, hi) (metrics: (lo, hi])."""
-    start = day_start_ms(day)
-    lo = max(start, info.onboard_ms or start)
-    hi = min(start + DAY_MS, info.delivery_ms or start + DAY_MS, now_ms)
-    return lo, hi
+    return traded_window(info, day, now_ms)
 
 
 def expected_times(dataset: StatsDataset, lo: int, hi: int) -> list[int]:
@@ -126,69 +98,59 @@ def missing_ranges(dataset: StatsDataset, times: Sequence[int], lo: int, hi: int
     return [(a + 1, b) for a, b in zip(edges, edges[1:], strict=False) if b - a > BOOK_DEPTH_MAX_GAP_MS]
 
 
-class StatsLoader:
-    """Loads one of DATASETS day by day from the daily archive; see the module docstring."""
+class StatsLoader(ExchangeLoader):
+    """Loads one of DATASETS (`dataset=`) day by day from the daily archive; see the module docstring."""
 
-    def __init__(self, dataset: StatsDataset | str, engine: Engine, rest: BinanceRestClient,
-                 archive: ArchiveClient | None, *, symbols: dict[str, SymbolInfo] | None = None,
+    def __init__(self, engine: Engine, rest: BinanceRestClient, archive: ArchiveClient | None, *,
+                 dataset: StatsDataset | str, symbols: dict[str, SymbolInfo] | None = None,
                  now_ms: Callable[[], int] | None = None) -> None:
-        self.dataset = DATASETS[dataset] if isinstance(dataset, str) else dataset
+        super().__init__(rest, archive, symbols=symbols, now_ms=now_ms)
+        self.spec = DATASETS[dataset] if isinstance(dataset, str) else dataset
+        self.dataset = self.spec.name
         self.store = MarketStatsStore(engine)
-        self.rest = rest
-        self.archive = archive
-        self.directory = SymbolDirectory(rest.exchange_info, symbols)
-        self.now_ms = now_ms or rest.server_time_ms
 
-    def symbol_info(self, symbol: str) -> SymbolInfo:
-        return self.directory.info(symbol)
-
-    def load(self, symbol: str, days: Sequence[date]) -> list[StatsDayResult]:
+    def load(self, symbol: str, days: Sequence[date]) -> list[DayResult]:
         info = self.symbol_info(symbol)
-        results = []
-        for day in sorted(set(days)):
-            try:
-                result = self._load_day(info, day)
-            except (BinanceError, ArchiveLayoutError) as exc:
-                result = StatsDayResult(self.dataset.name, symbol, day, FAILED, error=f"{type(exc).__name__}: {exc}")
-                self.store.write(self.dataset.table, [], [result.ledger_row()])
-            results.append(result)
-        return results
+        return load_each_day(symbol, days, lambda day: self._load_day(info, day),
+                             lambda day, error: self._record(failed_result(self.dataset, symbol, day, error)))
 
-    def _load_day(self, info: SymbolInfo, day: date) -> StatsDayResult:
-        ds, symbol = self.dataset, info.symbol
-        lo, hi = window(ds, info, day, self.now_ms())
+    def _record(self, result: DayResult, rows: Sequence[dict] = ()) -> DayResult:
+        """The day's rows and its ledger row, in one transaction."""
+        self.store.write(self.spec.table, rows, [result.ledger_row()])
+        return result
+
+    def _load_day(self, info: SymbolInfo, day: date) -> DayResult:
+        ds, symbol = self.spec, info.symbol
+        now = self.now_ms()
+        lo, hi = window(ds, info, day, now)
         if hi <= lo:
-            result = StatsDayResult(ds.name, symbol, day, OUT_OF_RANGE)
-            self.store.write(ds.table, [], [result.ledger_row()])
-            return result
+            return self._record(out_of_range_result(ds.name, symbol, day))
         path = archive_path(ds.data_type, symbol, day)
-        result = StatsDayResult(ds.name, symbol, day, INCOMPLETE)
+        result = DayResult(dataset=ds.name, symbol=symbol, interval="", day=day, status=DayStatus.INCOMPLETE)
         got = self.archive.fetch(path) if self.archive is not None else None
         if got is None:
             result.error = f"{path}: not published yet (the archive is the only source of {ds.data_type})"
             result.expected_rows = len(expected_times(ds, lo, hi))
-            result.missing = [(lo, hi)]
-            self.store.write(ds.table, [], [result.ledger_row()])
-            return result
+            result.gaps = [Stretch(lo, hi, EXCHANGE_GAP)]
+            return self._record(result)
         parsed = self._parse(got.csv_bytes, path, symbol, day)
         result.archive_checksum = got.sha256
         result.corrections = parsed.corrections
         times = sorted({row[ds.time_column] for row in parsed.rows})
-        result.rows, result.times = len(parsed.rows), len(times)
-        result.bands = (len(parsed.rows) // len(times)) if times and not ds.closed_right else 0
-        result.missing = missing_ranges(ds, times, lo, hi)
-        per_time = max(result.bands, 1)
-        result.expected_rows = len(expected_times(ds, lo, hi)) * per_time
-        day_end = day_start_ms(day) + DAY_MS
-        result.status = COMPLETE if hi == day_end or (info.delivery_ms and info.delivery_ms <= hi) else INCOMPLETE
-        if result.missing:
-            result.notes.append(f"{path}: {len(result.missing)} stretch(es) without rows, recorded as archive gaps")
-        rows = [{**row, "symbol": symbol, "source": "archive"} for row in parsed.rows]
-        self.store.write(ds.table, rows, [result.ledger_row()])
-        return result
+        result.stored_rows = len(parsed.rows)
+        bands = (len(parsed.rows) // len(times)) if times and not ds.closed_right else 0
+        result.details.update(stamps=len(times), bands=bands)
+        result.gaps = [Stretch(a, b, EXCHANGE_GAP) for a, b in missing_ranges(ds, times, lo, hi)]
+        result.expected_rows = len(expected_times(ds, lo, hi)) * max(bands, 1)
+        result.sources = {"archive": result.stored_rows} if result.stored_rows else {}
+        if day_closed(info, day, now):
+            result.status = DayStatus.COMPLETE
+        if result.gaps:
+            result.notes.append(f"{path}: {len(result.gaps)} stretch(es) without rows, recorded as archive gaps")
+        return self._record(result, [{**row, "symbol": symbol, "source": "archive"} for row in parsed.rows])
 
     def _parse(self, data: bytes, path: str, symbol: str, day: date) -> ParsedDay:
-        if self.dataset is METRICS:
+        if self.spec is METRICS:
             return parse_metrics_csv(data, path, symbol, day_start_ms(day))
         return parse_book_depth_csv(data, path, day_start_ms(day))
 
@@ -200,13 +162,13 @@ def check_day(dataset: StatsDataset, store: MarketStatsStore, symbol: str, day: 
     [lo, hi) is the day's window (`window()`: listing, delisting and now clip it).
     """
     if ledger is None:
-        return FAILED, "never loaded: no ledger entry for this day", {"never_loaded": True}
-    if ledger.status == FAILED:
-        return FAILED, f"the last load failed: {ledger.last_error}", {"last_error": ledger.last_error}
-    if ledger.status == OUT_OF_RANGE or hi <= lo:
-        return "passed", "out of range (before listing, after delisting or in the future)", {}
+        return CheckStatus.FAILED, "never loaded: no ledger entry for this day", {"never_loaded": True}
+    if ledger.status == LedgerStatus.FAILED:
+        return CheckStatus.FAILED, f"the last load failed: {ledger.last_error}", {"last_error": ledger.last_error}
+    if ledger.status == LedgerStatus.OUT_OF_RANGE or hi <= lo:
+        return CheckStatus.PASSED, "out of range (before listing, after delisting or in the future)", {}
     if ledger.actual_rows == 0 and ledger.last_error:
-        return FAILED, ledger.last_error, {"stored_rows": 0, "expected_rows": ledger.expected_rows}
+        return CheckStatus.FAILED, ledger.last_error, {"stored_rows": 0, "expected_rows": ledger.expected_rows}
     start = day_start_ms(day)
     counts = store.time_counts(dataset.table, dataset.time_column, symbol, start, start + DAY_MS,
                                closed_right=dataset.closed_right)
@@ -226,8 +188,8 @@ def check_day(dataset: StatsDataset, store: MarketStatsStore, symbol: str, day: 
     if short:
         problems.append(f"{len(short)} snapshot(s) missing bands")
     if problems:
-        return FAILED, "; ".join(problems) + ": the repair re-runs this partition", meta
+        return CheckStatus.FAILED, "; ".join(problems) + ": the repair re-runs this partition", meta
     if recorded:
-        return "warning", (f"{rows} row(s); the archive file lacks {len(recorded)} stretch(es) "
+        return CheckStatus.WARNING, (f"{rows} row(s); the archive file lacks {len(recorded)} stretch(es) "
                            "(no other source: nothing to repair)"), meta
-    return "passed", f"{rows} row(s), none missing", meta
+    return CheckStatus.PASSED, f"{rows} row(s), none missing", meta

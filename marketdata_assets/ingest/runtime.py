@@ -29,9 +29,11 @@ class Runtime:
     rest: BinanceRestClient
     archive: ArchiveClient
 
-    def kline_loader(self, now_ms: Callable[[], int] | None = None, kind: str = "klines",
+    def kline_loader(self, interval: str, kind: str = "klines", *, now_ms: Callable[[], int] | None = None,
                      symbols: dict[str, SymbolInfo] | None = None) -> KlineLoader:
-        return KlineLoader(self.repo, self.rest, self.archive, now_ms=now_ms, kind=kind, symbols=symbols)
+        """The loader of one interval and kind, on this runtime's engine and clients."""
+        return KlineLoader(self.engine, self.rest, self.archive, interval=interval, kind=kind, now_ms=now_ms,
+                           symbols=symbols)
 
 
 @contextmanager

@@ -42,6 +42,45 @@ class Gap:
         }
 
 
+@dataclass(frozen=True)
+class Stretch:
+    """Missing time [start_ms, end_ms) of a dataset without an interval grid (funding events, metric stamps,
+    order book snapshots): a Gap needs an interval to count bars, these have none."""
+
+    start_ms: int
+    end_ms: int
+    cls: str = UNCLASSIFIED
+
+    def as_dict(self) -> dict:
+        return {"interval": "", "start_ms": self.start_ms, "end_ms": self.end_ms, "cls": self.cls}
+
+
+@dataclass(frozen=True)
+class IdGap:
+    """Missing aggregate-trade ids [start_id, end_id] (inclusive): agg trades are continuous in id, not time."""
+
+    start_id: int
+    end_id: int
+    cls: str = EXCHANGE_GAP
+
+    def as_dict(self) -> dict:
+        return {"interval": "", "unit": "agg_id", "start_id": self.start_id, "end_id": self.end_id, "cls": self.cls}
+
+
+#: anything a ledger row's `missing` records
+AnyGap = Gap | Stretch | IdGap
+
+
+def gap_from_dict(stored: dict) -> AnyGap:
+    """The gap a ledger's `missing` entry (an `as_dict()` form) describes."""
+    cls = stored.get("cls", UNCLASSIFIED)
+    if "start_id" in stored:
+        return IdGap(int(stored["start_id"]), int(stored["end_id"]), cls)
+    if not stored.get("interval"):
+        return Stretch(int(stored["start_ms"]), int(stored["end_ms"]), cls)
+    return Gap(stored["interval"], int(stored["start_ms"]), int(stored["end_ms"]), cls)
+
+
 def find_missing(open_times_ms: Iterable[int], interval: str, start_ms: int, end_ms: int) -> list[Gap]:
     """Runs of grid open times in [start_ms, end_ms) absent from `open_times_ms`."""
     step = interval_ms(interval)

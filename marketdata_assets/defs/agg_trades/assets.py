@@ -15,7 +15,8 @@ import dagster as dg
 from marketdata_assets.defs.datasets.common import evaluations, run_partitions
 from marketdata_assets.defs.datasets.daily_asset import build_daily_dataset_asset, summed_sources
 from marketdata_assets.defs.resources import MarketDataResource
-from marketdata_assets.ingest.agg_trades import DATASET, FAILED, AggDayResult, AggTradeLoader, check_day
+from marketdata_assets.ingest.agg_trades import DATASET, AggTradeLoader, check_day
+from marketdata_assets.ingest.contract import DayResult
 from marketdata_assets.storage.agg_trades_store import AggTradeStore
 from marketdata_assets.storage.ledger import record_check_status
 from marketdata_assets.validation import kline_checks as ev
@@ -24,16 +25,16 @@ AGG_TRADES_KEY = dg.AssetKey("agg_trades")
 AGG_DAYS_PER_RUN = 31
 
 
-def day_metadata(result: AggDayResult) -> dict:
+def day_metadata(result: DayResult) -> dict:
     meta = {
-        "status": result.status,
-        "dagster/row_count": result.rows,
+        "status": str(result.status),
+        "dagster/row_count": result.stored_rows,
         "expected_rows": result.expected_rows,
-        "first_id": result.first_id if result.first_id is not None else -1,
-        "last_id": result.last_id if result.last_id is not None else -1,
+        "first_id": result.details.get("first_id", -1),
+        "last_id": result.details.get("last_id", -1),
         "sources": dg.MetadataValue.json(dict(result.sources)),
         "archive_checksum": result.archive_checksum or "",
-        "id_gaps": dg.MetadataValue.json([list(g) for g in result.missing[:50]]),
+        "id_gaps": dg.MetadataValue.json([[g.start_id, g.end_id] for g in result.gaps[:50]]),
         "corrections": dg.MetadataValue.json(result.corrections),
     }
     if result.notes:
@@ -43,10 +44,10 @@ def day_metadata(result: AggDayResult) -> dict:
     return meta
 
 
-def summary(results: list[AggDayResult]) -> dict:
+def summary(results: list[DayResult]) -> dict:
     return {
         "partitions": len(results),
-        "dagster/row_count": sum(r.rows for r in results),
+        "dagster/row_count": sum(r.stored_rows for r in results),
         "sources": summed_sources(r.sources for r in results),
         "corrections": dg.MetadataValue.json([c for r in results for c in r.corrections][:50]),
     }
@@ -66,7 +67,7 @@ def build_agg_trades_asset(partitions_def: dg.PartitionsDefinition) -> dg.Assets
         loader=lambda runtime: AggTradeLoader(runtime.engine, runtime.rest, runtime.archive).load,
         day_metadata=day_metadata,
         summary=summary,
-        failure_cause=lambda r: f"{r.error}" if r.status == FAILED else None,
+        failure_cause=lambda r: f"{r.error}" if r.failed else None,
     )
 
 

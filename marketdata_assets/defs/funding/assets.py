@@ -12,13 +12,13 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from marketdata_assets.binance.errors import BinanceError
 from marketdata_assets.binance.intervals import DAY_MS, InvalidInputError, day_start_ms
 from marketdata_assets.defs.datasets.common import evaluations, run_partitions
 from marketdata_assets.defs.datasets.daily_asset import build_daily_dataset_asset, summed_sources
 from marketdata_assets.defs.partitions import partition_key
 from marketdata_assets.defs.resources import MarketDataResource
-from marketdata_assets.ingest.funding import DATASET, FundingDayResult, FundingFormatError, FundingLoader
+from marketdata_assets.ingest.contract import DayResult
+from marketdata_assets.ingest.funding import DATASET, FundingLoader
 from marketdata_assets.storage.ledger import record_check_status
 from marketdata_assets.validation import kline_checks as ev
 
@@ -32,26 +32,26 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
 
 
-def day_metadata(result: FundingDayResult) -> dict:
+def day_metadata(result: DayResult) -> dict:
     meta = {
-        "status": result.status,
-        "dagster/row_count": result.events,
+        "status": str(result.status),
+        "dagster/row_count": result.stored_rows,
         "sources": dg.MetadataValue.json(dict(result.sources)),
         "archive_checksum": result.archive_checksum or "",
-        "missing_events": dg.MetadataValue.json([_iso(t) for t in result.missing]),
+        "missing_events": dg.MetadataValue.json([_iso(g.start_ms) for g in result.gaps]),
     }
     if result.notes:
         meta["notes"] = dg.MetadataValue.text("\n".join(result.notes))
     return meta
 
 
-def summary(results: list[FundingDayResult]) -> dict:
+def summary(results: list[DayResult]) -> dict:
     return {
         "partitions": len(results),
-        "dagster/row_count": sum(r.events for r in results),
+        "dagster/row_count": sum(r.stored_rows for r in results),
         "sources": summed_sources(r.sources for r in results),
         "missing_events": dg.MetadataValue.json(
-            {str(partition_key(r.day, r.symbol)): [_iso(t) for t in r.missing] for r in results if r.missing}),
+            {str(partition_key(r.day, r.symbol)): [_iso(g.start_ms) for g in r.gaps] for r in results if r.gaps}),
     }
 
 
@@ -68,8 +68,9 @@ def build_funding_asset(partitions_def: dg.PartitionsDefinition, days_per_run: i
         loader=lambda runtime: FundingLoader(runtime.engine, runtime.rest, runtime.archive).load,
         day_metadata=day_metadata,
         summary=summary,
-        errors=(InvalidInputError, FundingFormatError, BinanceError),
+        errors=(InvalidInputError,),
         describe_error=lambda exc: f"{type(exc).__name__}: {exc}",
+        failure_cause=lambda r: r.error if r.failed else None,
     )
 
 

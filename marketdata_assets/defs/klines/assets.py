@@ -18,7 +18,8 @@ from marketdata_assets.defs.datasets.common import run_partitions
 from marketdata_assets.defs.klines.metadata import day_metadata, preview, range_metadata
 from marketdata_assets.defs.partitions import partition_key
 from marketdata_assets.defs.resources import MarketDataResource
-from marketdata_assets.ingest.klines import FAILED, KIND_DATASETS, DayResult
+from marketdata_assets.ingest.contract import DayResult
+from marketdata_assets.ingest.klines import KIND_DATASETS
 
 OBSERVE_EVERY_DAY_UP_TO = 62
 DESCRIPTION = (
@@ -75,11 +76,11 @@ def load_partitions(
     name = key.path[-1]
     grouped = run_partitions(name, keys)
     runtime = marketdata.runtime()
-    loader = runtime.kline_loader(kind=kind)
+    loader = runtime.kline_loader(interval, kind)
     results: list[DayResult] = []
     for symbol, days in grouped.items():
         try:
-            loaded = loader.load(symbol, interval, days)
+            loaded = loader.load(symbol, days)
         except InvalidInputError as exc:
             raise _failure(name, str(exc), [str(partition_key(d, symbol)) for d in days]) from None
         rows = sum(r.stored_rows for r in loaded)
@@ -103,7 +104,7 @@ def load_partitions(
                 )
             )
 
-    failed = [r for r in results if r.status == FAILED]
+    failed = [r for r in results if r.failed]
     if failed:
         causes = "; ".join(f"{partition_key(r.day, r.symbol)}: {r.error}" for r in failed[:10])
         raise dg.Failure(

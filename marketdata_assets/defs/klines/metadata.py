@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from marketdata_assets.ingest.klines import DayResult
+from marketdata_assets.ingest.contract import DayResult
 from marketdata_assets.validation.gaps import EXCHANGE_GAP, FILLABLE, OUT_OF_RANGE
 
 PREVIEW_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "trades_count")
@@ -52,7 +52,7 @@ def _timestamp(value: Any) -> dg.MetadataValue | None:
 def day_metadata(result: DayResult) -> dict[str, Any]:
     """Everything the UI shows for one partition: rows, source mix, checksum, open times, gaps by class."""
     meta: dict[str, Any] = {
-        "status": result.status,
+        "status": str(result.status),
         "dagster/row_count": result.stored_rows,
         "expected_rows": result.expected_rows,
         "sources": dg.MetadataValue.json(dict(result.sources)),
@@ -60,7 +60,7 @@ def day_metadata(result: DayResult) -> dict[str, Any]:
         "gap_bars": dg.MetadataValue.json(gap_bars_by_class([result])),
         "gaps": dg.MetadataValue.json([g.as_dict() for g in result.gaps][:MAX_GAPS_LISTED]),
     }
-    for key, value in (("first_open_time", result.first_open_time), ("last_open_time", result.last_open_time)):
+    for key, value in (("first_open_time", result.first_time), ("last_open_time", result.last_time)):
         stamp = _timestamp(value)
         if stamp is not None:
             meta[key] = stamp
@@ -76,15 +76,15 @@ def range_metadata(results: Sequence[DayResult], written: dict[str, int]) -> dic
     sources: Counter[str] = Counter()
     for result in results:
         sources.update(result.sources)
-    firsts = [r.first_open_time for r in results if r.first_open_time is not None]
-    lasts = [r.last_open_time for r in results if r.last_open_time is not None]
+    firsts = [r.first_time for r in results if r.first_time is not None]
+    lasts = [r.last_time for r in results if r.last_time is not None]
     gaps = [
         {"day": r.day.isoformat(), "symbol": r.symbol, **g.as_dict()}
         for r in results for g in r.gaps if g.cls != OUT_OF_RANGE
     ]
     meta: dict[str, Any] = {
         "partitions": len(results),
-        "days_by_status": dg.MetadataValue.json(dict(Counter(r.status for r in results))),
+        "days_by_status": dg.MetadataValue.json(dict(Counter(str(r.status) for r in results))),
         "dagster/row_count": sum(r.stored_rows for r in results),
         "expected_rows": sum(r.expected_rows for r in results),
         "sources": dg.MetadataValue.json(dict(sources)),

@@ -15,14 +15,8 @@ import dagster as dg
 from marketdata_assets.defs.datasets.common import evaluations, run_partitions
 from marketdata_assets.defs.datasets.daily_asset import build_daily_dataset_asset
 from marketdata_assets.defs.resources import MarketDataResource
-from marketdata_assets.ingest.market_stats import (
-    FAILED,
-    StatsDataset,
-    StatsDayResult,
-    StatsLoader,
-    check_day,
-    window,
-)
+from marketdata_assets.ingest.contract import DayResult
+from marketdata_assets.ingest.market_stats import StatsDataset, StatsLoader, check_day, window
 from marketdata_assets.storage.ledger import record_check_status
 from marketdata_assets.validation import kline_checks as ev
 
@@ -47,18 +41,18 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
 
 
-def day_metadata(result: StatsDayResult) -> dict:
+def day_metadata(result: DayResult) -> dict:
     meta = {
-        "status": result.status,
-        "dagster/row_count": result.rows,
+        "status": str(result.status),
+        "dagster/row_count": result.stored_rows,
         "expected_rows": result.expected_rows,
-        "stamps": result.times,
+        "stamps": result.details.get("stamps", 0),
         "archive_checksum": result.archive_checksum or "",
-        "archive_gaps": dg.MetadataValue.json([[_iso(a), _iso(b)] for a, b in result.missing[:50]]),
+        "archive_gaps": dg.MetadataValue.json([[_iso(g.start_ms), _iso(g.end_ms)] for g in result.gaps[:50]]),
         "corrections": dg.MetadataValue.json(result.corrections),
     }
-    if result.bands:
-        meta["bands"] = result.bands
+    if result.details.get("bands"):
+        meta["bands"] = result.details["bands"]
     if result.notes:
         meta["notes"] = dg.MetadataValue.text("\n".join(result.notes))
     if result.error:
@@ -66,10 +60,10 @@ def day_metadata(result: StatsDayResult) -> dict:
     return meta
 
 
-def summary(results: list[StatsDayResult]) -> dict:
+def summary(results: list[DayResult]) -> dict:
     return {
         "partitions": len(results),
-        "dagster/row_count": sum(r.rows for r in results),
+        "dagster/row_count": sum(r.stored_rows for r in results),
         "expected_rows": sum(r.expected_rows for r in results),
         "corrections": dg.MetadataValue.json([c for r in results for c in r.corrections][:50]),
     }
@@ -83,10 +77,10 @@ def build_stats_asset(dataset: StatsDataset, partitions_def: dg.PartitionsDefini
         group_name="market_stats",
         metadata={"table": dataset.table.name, "archive_type": dataset.data_type},
         description=DESCRIPTIONS[dataset.name],
-        loader=lambda runtime: StatsLoader(dataset, runtime.engine, runtime.rest, runtime.archive).load,
+        loader=lambda runtime: StatsLoader(runtime.engine, runtime.rest, runtime.archive, dataset=dataset).load,
         day_metadata=day_metadata,
         summary=summary,
-        failure_cause=lambda r: f"{r.error}" if r.status == FAILED else None,
+        failure_cause=lambda r: f"{r.error}" if r.failed else None,
         failed_partitions_metadata=True,
     )
 
@@ -101,7 +95,7 @@ def build_stats_checks(dataset: StatsDataset, partitions_def: dg.PartitionsDefin
     def _checks(context: dg.AssetCheckExecutionContext, marketdata: MarketDataResource) -> Iterator:
         grouped = run_partitions(dataset.name, context.partition_keys)
         runtime = marketdata.runtime()
-        loader = StatsLoader(dataset, runtime.engine, runtime.rest, runtime.archive)
+        loader = StatsLoader(runtime.engine, runtime.rest, runtime.archive, dataset=dataset)
         now = loader.now_ms()
         for symbol, days in grouped.items():
             info = loader.symbol_info(symbol)

@@ -1,7 +1,7 @@
 """One asset per (kind, interval) for mark price, index price and premium index klines, built by one factory.
 
 Same partitions, backfill policy, pool and metadata as the kline assets (defs/klines/assets.py), and the
-same loader: `KlineLoader(kind=...)` writes rows and ledger rows in one transaction per batch. The rows go
+same loader: `KlineLoader(interval=..., kind=...)` writes rows and ledger rows in one transaction per batch. The rows go
 to the kind's own table (storage/tables_price_klines.py), the ledger rows to the kind's dataset.
 Intervals: the configured kline intervals that are in PRICE_KLINE_INTERVALS (1m for detail, 1h for
 overviews); the other intervals are aggregates of these and are not worth a Binance request each.
