@@ -109,3 +109,27 @@ def test_archive_files_are_parsed_strictly():
     with pytest.raises(FundingFormatError, match="interval 3 h"):
         parse_archive_csv(b"1696118400007,3,0.0001\n", "x.zip", "BTCUSDT")
 
+
+# A ledger that refuses every write, made for real in the test's own schema / file (dropped with it).
+REFUSE_LEDGER = {
+    "postgresql": [
+        "CREATE FUNCTION refuse_ledger() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'ledger refused'; END $$",
+        "CREATE TRIGGER refuse_ledger BEFORE INSERT OR UPDATE ON partition_ledger "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_ledger()",
+    ],
+    "sqlite": [
+        "CREATE TRIGGER refuse_ledger BEFORE INSERT ON partition_ledger "
+        "BEGIN SELECT RAISE(ABORT, 'ledger refused'); END",
+    ],
+}
+
+
+def test_events_and_ledger_rows_commit_together(loader, repo):
+    with repo.engine.begin() as conn:
+        for statement in REFUSE_LEDGER[repo.engine.dialect.name]:
+            conn.execute(sa.text(statement))
+    with pytest.raises(sa.exc.DBAPIError, match="ledger refused"):
+        loader.load("SOLUSDT", days_between(date(2023, 9, 30), date(2023, 10, 2)))
+    assert stored(repo, "SOLUSDT") == []  # the events went with the refused ledger rows
+    assert repo.get_ledger("funding_rates", "SOLUSDT") == []
