@@ -52,7 +52,7 @@ def _timestamp(value: Any) -> dg.MetadataValue | None:
 def day_metadata(result: DayResult) -> dict[str, Any]:
     """Everything the UI shows for one partition: rows, source mix, checksum, open times, gaps by class."""
     meta: dict[str, Any] = {
-        "status": result.status,
+        "status": str(result.status),
         "dagster/row_count": result.stored_rows,
         "expected_rows": result.expected_rows,
         "sources": dg.MetadataValue.json(dict(result.sources)),
@@ -84,7 +84,7 @@ def range_metadata(results: Sequence[DayResult], written: dict[str, int]) -> dic
     ]
     meta: dict[str, Any] = {
         "partitions": len(results),
-        "days_by_status": dg.MetadataValue.json(dict(Counter(r.status for r in results))),
+        "days_by_status": dg.MetadataValue.json(dict(Counter(str(r.status) for r in results))),
         "dagster/row_count": sum(r.stored_rows for r in results),
         "expected_rows": sum(r.expected_rows for r in results),
         "sources": dg.MetadataValue.json(dict(sources)),
