@@ -9,8 +9,9 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from marketdata_assets.defs.agg_trades.assets import AGG_TRADES_KEY
 from tests.fixtures_defs import check_results
+
+AGG_TRADES_KEY = dg.AssetKey("agg_trades")
 
 RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 

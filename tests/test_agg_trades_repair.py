@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from marketdata_assets.defs.agg_trades.assets import AGG_TRADES_KEY
+import dagster as dg
+
 from tests.dataset_support import repair_flow, store_resource  # noqa: F401  (fixture)
+
+AGG_TRADES_KEY = dg.AssetKey("agg_trades")
 
 PK = "2024-03-04|NEWUSDT"  # a small symbol: a few thousand trades a day
 

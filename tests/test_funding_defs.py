@@ -12,9 +12,10 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from marketdata_assets.defs.funding.assets import FUNDING_KEY
 from marketdata_assets.storage.tables_funding import funding_rates
 from tests.fixtures_defs import check_results
+
+FUNDING_KEY = dg.AssetKey("funding_rates")
 
 RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 

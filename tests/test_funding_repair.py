@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import dagster as dg
 import sqlalchemy as sa
 
-from marketdata_assets.defs.funding.assets import FUNDING_KEY
 from marketdata_assets.storage.tables_funding import funding_rates
 from tests.dataset_support import repair_flow, store_resource  # noqa: F401  (fixture)
+
+FUNDING_KEY = dg.AssetKey("funding_rates")
 
 PK = "2024-03-04|BTCUSDT"
 

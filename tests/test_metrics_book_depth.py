@@ -160,8 +160,9 @@ def test_days_before_listing_are_out_of_range_and_unknown_symbols_are_refused(re
 
 # ----- Dagster: assets, checks, repair ----------------------------------------------------------------------
 def test_removed_metrics_row_is_found_and_repaired_by_the_sensor(defs_config, dg_instance, store_resource):  # noqa: F811
+    import dagster as dg
+
     from marketdata_assets.defs import build_definitions
-    from marketdata_assets.defs.market_stats.assets import stats_asset_key
     from marketdata_assets.storage.market_stats_store import MarketStatsStore
 
     defs = build_definitions(defs_config, store_resource)
@@ -170,14 +171,15 @@ def test_removed_metrics_row_is_found_and_repaired_by_the_sensor(defs_config, dg
         store = MarketStatsStore(store_resource.runtime().engine)
         assert store.delete(METRICS.table, "create_time", "BTCUSDT", START + 3_600_000, START + 3_600_001) == 1
 
-    failed = repair_flow(defs, dg_instance, store_resource, stats_asset_key(METRICS), f"{DAY}|BTCUSDT",
+    failed = repair_flow(defs, dg_instance, store_resource, dg.AssetKey(METRICS.name), f"{DAY}|BTCUSDT",
                          "gap_repair_metrics", remove, ("metrics", ""))
     assert failed["stored_rows"] == 287 and failed["loaded_rows"] == 288
 
 
 def test_removed_book_depth_snapshots_are_found_and_repaired_by_the_sensor(defs_config, dg_instance, md_resource):
+    import dagster as dg
+
     from marketdata_assets.defs import build_definitions
-    from marketdata_assets.defs.market_stats.assets import stats_asset_key
     from marketdata_assets.storage.market_stats_store import MarketStatsStore
 
     defs = build_definitions(defs_config, md_resource)
@@ -186,7 +188,7 @@ def test_removed_book_depth_snapshots_are_found_and_repaired_by_the_sensor(defs_
         store = MarketStatsStore(md_resource.runtime().engine)
         assert store.delete(BOOK_DEPTH.table, "snapshot_time", "BTCUSDT", START + 600_000, START + 900_000) == 100
 
-    failed = repair_flow(defs, dg_instance, md_resource, stats_asset_key(BOOK_DEPTH), f"{DAY}|BTCUSDT",
+    failed = repair_flow(defs, dg_instance, md_resource, dg.AssetKey(BOOK_DEPTH.name), f"{DAY}|BTCUSDT",
                          "gap_repair_book_depth", remove, ("book_depth", ""))
     assert failed["missing_stretches"] == 1
 

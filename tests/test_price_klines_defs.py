@@ -11,7 +11,7 @@ from datetime import date
 import dagster as dg
 
 from marketdata_assets.binance.intervals import day_start_ms
-from marketdata_assets.defs.price_klines.assets import price_kline_asset_key
+from marketdata_assets.defs.constants import kline_asset_key
 from tests.fixtures_defs import check_results
 
 RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
@@ -32,14 +32,17 @@ def test_location_has_a_price_kline_asset_per_kind_for_1h_only(md_defs):
 
 
 def test_range_run_per_partition_then_a_deleted_bar_fails_and_a_rerun_repairs(md_defs, dg_instance, md_resource):
-    key = price_kline_asset_key("markPriceKlines", "1h")
+    key = kline_asset_key("1h", "markPriceKlines")
     days = ["2024-03-01|BTCUSDT", "2024-03-02|BTCUSDT"]
     result = _run(md_defs, dg_instance, md_resource, key, start=days[0], end=days[1])
     assert result.success
     evaluations = check_results(result)
     assert {p for _, p in evaluations} == set(days)
-    assert {n for n, _ in evaluations} == {"schema", "gaps", "duplicates", "ohlc", "continuity"}
+    # the one kline check family: schema, duplicates and OHLC are the three parts of `rows`
+    assert {n for n, _ in evaluations} == {"rows", "gaps", "continuity"}
     assert all(e.passed for e in evaluations.values())
+    assert all(evaluations[("rows", p)].metadata[f"{part}_status"].value == "passed"
+               for p in days for part in ("schema", "duplicates", "ohlc"))
     observed = {r.asset_observation.partition: r.asset_observation.metadata
                 for r in dg_instance.fetch_observations(key, limit=10).records}
     assert {p: m["dagster/row_count"].value for p, m in observed.items()} == {p: 24 for p in days}
@@ -60,11 +63,13 @@ def test_range_run_per_partition_then_a_deleted_bar_fails_and_a_rerun_repairs(md
 
 
 def test_premium_index_passes_its_checks_with_negative_values(md_defs, dg_instance, md_resource):
-    key = price_kline_asset_key("premiumIndexKlines", "1h")
+    key = kline_asset_key("1h", "premiumIndexKlines")
     result = _run(md_defs, dg_instance, md_resource, key, pk="2024-03-06|ETHUSDT")
     evaluations = check_results(result)
-    assert {n for n, _ in evaluations} == {"schema", "gaps", "duplicates", "ohlc"}
+    assert {n for n, _ in evaluations} == {"rows", "gaps"}  # no continuity for a signed value near zero
     assert all(e.passed for e in evaluations.values())
+    assert all(evaluations[("rows", "2024-03-06|ETHUSDT")].metadata[f"{part}_status"].value == "passed"
+               for part in ("schema", "duplicates", "ohlc"))
     frame = md_resource.runtime().repo.get_klines("ETHUSDT", "1h", date(2024, 3, 6), date(2024, 3, 7),
                                                   kind="premiumIndexKlines")
     assert len(frame) == 24 and (frame["low"] < 0).any()

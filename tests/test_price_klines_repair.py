@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from marketdata_assets.defs.price_klines.assets import price_kline_asset_key
+from marketdata_assets.defs.constants import kline_asset_key
 from tests.dataset_support import repair_flow, store_resource  # noqa: F401  (fixture)
 
 PK = "2024-03-04|BTCUSDT"
@@ -15,7 +15,7 @@ def test_removed_mark_price_bar_is_found_and_repaired_by_the_sensor(defs_config,
     from marketdata_assets.defs import build_definitions
 
     defs = build_definitions(defs_config, store_resource)
-    key = price_kline_asset_key("markPriceKlines", "1h")
+    key = kline_asset_key("1h", "markPriceKlines")
     repo = store_resource.runtime().repo
     five = datetime(2024, 3, 4, 5, tzinfo=UTC)
 

@@ -26,6 +26,7 @@ from marketdata_assets.binance.errors import (
     error_from_response,
 )
 from marketdata_assets.binance.intervals import INTERVAL_MS, InvalidInputError, parse_day, validate_symbol
+from marketdata_assets.binance.kline_kinds import KLINE_KINDS
 from marketdata_assets.binance.klines import RawKlines, raw_klines_from_csv
 from marketdata_assets.binance.ratelimit import Sleep
 from marketdata_assets.binance.retry import RetryPolicy, get_with_retries
@@ -41,7 +42,7 @@ __all__ = [
 ARCHIVE_URL = "https://data.binance.vision"
 LISTING_URL = "https://s3-ap-northeast-1.amazonaws.com/data.binance.vision"
 
-KLINE_DATA_TYPES = ("klines", "markPriceKlines", "indexPriceKlines", "premiumIndexKlines")
+KLINE_DATA_TYPES = tuple(KLINE_KINDS)
 PLAIN_DATA_TYPES = ("aggTrades", "trades", "bookTicker", "metrics", "bookDepth", "fundingRate")
 DATA_TYPES = KLINE_DATA_TYPES + PLAIN_DATA_TYPES
 DAILY_ONLY = frozenset({"metrics", "bookDepth"})

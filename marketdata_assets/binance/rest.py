@@ -37,6 +37,7 @@ from marketdata_assets.binance.intervals import (
     validate_rest_interval,
     validate_symbol,
 )
+from marketdata_assets.binance.kline_kinds import KLINE_KINDS
 from marketdata_assets.binance.klines import RawKlines, raw_klines_from_rest
 from marketdata_assets.binance.ratelimit import WEIGHT_HEADER, Sleep, WeightBudget, shared_budget
 from marketdata_assets.binance.retry import TRANSIENT_EXCEPTIONS, RetryPolicy, describe_failure, is_transient_status
@@ -47,13 +48,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LIVE_BASE_URL = "https://fapi.binance.com"
-# kind -> the query parameter naming the instrument (SPEC A.4: indexPriceKlines takes `pair`).
-KLINE_KINDS: dict[str, str] = {
-    "klines": "symbol",
-    "markPriceKlines": "symbol",
-    "indexPriceKlines": "pair",
-    "premiumIndexKlines": "symbol",
-}
 MAX_KLINE_LIMIT = 1500
 # Weight 2 buys up to 499 bars: the cheapest weight per candle (SPEC A.3).
 KLINE_PAGE_LIMIT = 499
@@ -341,7 +335,7 @@ class BinanceRestClient:
         cursor = start_ms
         while cursor < end_ms:
             limit = kline_page_limit(interval, cursor, end_ms)
-            params = {KLINE_KINDS[kind]: symbol, "interval": interval, "startTime": cursor,
+            params = {KLINE_KINDS[kind].instrument_param: symbol, "interval": interval, "startTime": cursor,
                       "endTime": end_ms - 1, "limit": limit}
             page = self._get(path, params, kline_weight(limit))
             if not isinstance(page, list):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
+from marketdata_assets.binance.kline_kinds import KLINE_KINDS, TRADE_KLINES
+
 # Runs that call Binance share this pool; its limit (dagster.yaml `concurrency.pools.default_limit`) bounds
 # how many such steps run at once across all runs, on top of each client following X-MBX-USED-WEIGHT-1M.
 BINANCE_POOL = "binance_api"
@@ -24,8 +26,9 @@ REASON_BACKFILL = "cli_backfill"
 GAP_CHECK = "gaps"
 
 
-def kline_asset_key(interval: str) -> dg.AssetKey:
-    return dg.AssetKey(f"klines_{interval}")
+def kline_asset_key(interval: str, kind: str = TRADE_KLINES) -> dg.AssetKey:
+    """`klines_1h` for trade klines; `mark_price_klines_1m`, `premium_index_klines_1h`, ... for the others."""
+    return dg.AssetKey(f"{KLINE_KINDS[kind].dataset}_{interval}")
 
 
 def interval_of(asset_key: dg.AssetKey) -> str | None:

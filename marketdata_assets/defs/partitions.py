@@ -1,4 +1,4 @@
-"""The kline partition space: daily UTC date x dynamic symbol, and the key helpers every def uses.
+"""The partition space of every daily dataset: UTC date x dynamic symbol, and the key helpers every def uses.
 
 Dagster allows two dimensions, so the interval lives in the asset key (`klines_1h`). Dimension names sort
 alphabetically in keys: "2024-01-15|BTCUSDT" is date 2024-01-15, symbol BTCUSDT.
@@ -20,7 +20,7 @@ SYMBOL_DIM = "symbol"
 symbols_partitions = dg.DynamicPartitionsDefinition(name=SYMBOLS_PARTITIONS_NAME)
 
 
-def kline_partitions(start_date: date) -> dg.MultiPartitionsDefinition:
+def daily_symbol_partitions(start_date: date) -> dg.MultiPartitionsDefinition:
     """Every complete UTC day from `start_date` to yesterday, for every symbol the discovery sensor added."""
     return dg.MultiPartitionsDefinition(
         {

@@ -37,6 +37,7 @@ from marketdata_assets.binance.intervals import (
     ms_to_datetime,
     validate_interval,
 )
+from marketdata_assets.binance.kline_kinds import KLINE_KINDS
 from marketdata_assets.binance.klines import KlineFormatError, RawKlines, concat
 from marketdata_assets.binance.rest import BinanceRestClient
 from marketdata_assets.ingest.base import ExchangeLoader
@@ -51,12 +52,9 @@ log = logging.getLogger(__name__)
 
 DATASET = "klines"
 # kline kind (REST path / archive data type) -> ledger dataset
-KIND_DATASETS = {
-    "klines": DATASET,
-    "markPriceKlines": "mark_price_klines",
-    "indexPriceKlines": "index_price_klines",
-    "premiumIndexKlines": "premium_index_klines",
-}
+KIND_DATASETS = {name: kind.dataset for name, kind in KLINE_KINDS.items()}
+
+
 @dataclass
 class _DayPlan:
     day: date

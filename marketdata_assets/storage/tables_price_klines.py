@@ -14,20 +14,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from marketdata_assets.binance.intervals import InvalidInputError
+from marketdata_assets.binance.kline_kinds import KLINE_KINDS
 from marketdata_assets.storage.tables import kline_data, kline_shaped_table
 
-# kind (Binance's REST path and archive data type) -> table name
-PRICE_KLINE_KINDS = {
-    "markPriceKlines": "mark_price_klines",
-    "indexPriceKlines": "index_price_klines",
-    "premiumIndexKlines": "premium_index_klines",
-}
+mark_price_klines = kline_shaped_table(KLINE_KINDS["markPriceKlines"].dataset)
+index_price_klines = kline_shaped_table(KLINE_KINDS["indexPriceKlines"].dataset)
+premium_index_klines = kline_shaped_table(KLINE_KINDS["premiumIndexKlines"].dataset)
 
-
-mark_price_klines = kline_shaped_table("mark_price_klines")
-index_price_klines = kline_shaped_table("index_price_klines")
-premium_index_klines = kline_shaped_table("premium_index_klines")
-
+# kind -> its table
 KLINE_TABLES: dict[str, sa.Table] = {
     "klines": kline_data,
     "markPriceKlines": mark_price_klines,

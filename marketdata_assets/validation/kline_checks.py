@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from marketdata_assets.binance.intervals import DAY_MS, day_start_ms, interval_ms
+from marketdata_assets.binance.kline_kinds import KlineKind
 from marketdata_assets.storage.ledger import CheckStatus, LedgerStatus
 from marketdata_assets.validation.gaps import EXCHANGE_GAP, FILLABLE, OUT_OF_RANGE, Gap, find_missing
 from marketdata_assets.validation.schemas import KlineValidationError, validate_klines
@@ -107,11 +108,6 @@ def classify_missing(stored_ms: Iterable[int], interval: str, day: date, ledger_
     return sorted(out, key=lambda g: g.start_ms)
 
 
-def check_gaps(day: date, frame: pd.DataFrame, interval: str, ledger: Any | None) -> DayCheck:
-    """Fail on fillable gaps; pass with a warning on exchange gaps; out of range is not a gap."""
-    return check_gaps_times(day, open_ms(frame), interval, ledger)
-
-
 def _full_grid(times: np.ndarray, day: date, step: int) -> bool:
     """Whether a day's sorted open times are exactly its whole grid (the common case: nothing missing)."""
     lo = day_start_ms(day)
@@ -121,7 +117,8 @@ def _full_grid(times: np.ndarray, day: date, step: int) -> bool:
 
 
 def check_gaps_times(day: date, times: np.ndarray, interval: str, ledger: Any | None) -> DayCheck:
-    """`check_gaps` from the day's open times (int64 ms, sorted), without a frame per day."""
+    """Fail on fillable gaps; pass with a warning on exchange gaps; out of range is not a gap (from the
+    day's sorted open times, int64 ms)."""
     if ledger is None:
         return DayCheck(day, FAILED, "never loaded: no ledger entry for this day",
                         {"fillable_bars": 0, "never_loaded": True})
@@ -151,12 +148,13 @@ def check_gaps_times(day: date, times: np.ndarray, interval: str, ledger: Any | 
 
 
 # -- schema, duplicates, OHLC -------------------------------------------------------------------------
-def check_schema(days: Sequence[date], frame: pd.DataFrame, interval: str, label: str) -> dict[date, DayCheck]:
+def check_schema(days: Sequence[date], frame: pd.DataFrame, interval: str, label: str,
+                 signed: bool = False) -> dict[date, DayCheck]:
     """pandera over the whole range at once; on failure, failures are attributed to their days."""
     bad: dict[date, list[str]] = {}
     if not frame.empty:
         try:
-            validate_klines(frame.reset_index(drop=True), interval, label)
+            validate_klines(frame.reset_index(drop=True), interval, label, signed_prices=signed)
         except KlineValidationError as exc:
             failures = exc.failures
             times = open_ms(frame)
@@ -200,43 +198,48 @@ def check_duplicates_days(days: Sequence[date], frame: pd.DataFrame, times: np.n
     }
 
 
-def ohlc_violations(frame: pd.DataFrame) -> pd.Series:
-    """Per row, the first broken invariant ('' when none)."""
+def ohlc_violations(frame: pd.DataFrame, signed: bool = False) -> pd.Series:
+    """Per row, the first broken invariant ('' when none); `signed` (the premium index): ordering only."""
     reasons = pd.Series("", index=frame.index, dtype=object)
     rules = [
         ("low > open/close", frame["low"] > frame[["open", "close"]].min(axis=1)),
         ("high < open/close", frame["high"] < frame[["open", "close"]].max(axis=1)),
         ("low > high", frame["low"] > frame["high"]),
-        ("price <= 0", frame[["open", "high", "low", "close"]].le(0).any(axis=1)),
-        ("negative volume", frame[["volume", "quote_volume"]].lt(0).any(axis=1)),
-        ("taker buy > volume", (frame["taker_buy_volume"] > frame["volume"])
-         | (frame["taker_buy_quote_volume"] > frame["quote_volume"])),
     ]
+    if not signed:
+        rules += [
+            ("price <= 0", frame[["open", "high", "low", "close"]].le(0).any(axis=1)),
+            ("negative volume", frame[["volume", "quote_volume"]].lt(0).any(axis=1)),
+            ("taker buy > volume", (frame["taker_buy_volume"] > frame["volume"])
+             | (frame["taker_buy_quote_volume"] > frame["quote_volume"])),
+        ]
     for name, mask in reversed(rules):
         reasons[mask.to_numpy()] = name
     return reasons
 
 
-def ohlc_broken(frame: pd.DataFrame) -> np.ndarray:
+def ohlc_broken(frame: pd.DataFrame, signed: bool = False) -> np.ndarray:
     """Per row, whether any OHLC invariant is broken: the same rules as `ohlc_violations`, as plain
     numpy over the whole frame (a symbol-year of 1m bars in one pass instead of 365 pandas passes)."""
     if frame.empty:
         return np.zeros(0, dtype=bool)
     o, h, lo, c = (frame[k].to_numpy(dtype=float) for k in ("open", "high", "low", "close"))
     vol, qvol = frame["volume"].to_numpy(dtype=float), frame["quote_volume"].to_numpy(dtype=float)
+    broken = (lo > np.minimum(o, c)) | (h < np.maximum(o, c)) | (lo > h)
+    if signed:
+        return broken
     return (
-        (lo > np.minimum(o, c)) | (h < np.maximum(o, c)) | (lo > h)
-        | (o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0) | (vol < 0) | (qvol < 0)
+        broken | (o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0) | (vol < 0) | (qvol < 0)
         | (frame["taker_buy_volume"].to_numpy(dtype=float) > vol)
         | (frame["taker_buy_quote_volume"].to_numpy(dtype=float) > qvol)
     )
 
 
-def check_ohlc_days(days: Sequence[date], frame: pd.DataFrame) -> dict[date, DayCheck]:
+def check_ohlc_days(days: Sequence[date], frame: pd.DataFrame, signed: bool = False) -> dict[date, DayCheck]:
     """`check_ohlc` for every day of a range from one vectorised pass; only days with a broken bar
     are looked at row by row (to name the bars)."""
     times = open_ms(frame)
-    broken = ohlc_broken(frame)
+    broken = ohlc_broken(frame, signed)
     day_of_row = times // DAY_MS
     rows_per_day = dict(zip(*np.unique(day_of_row, return_counts=True), strict=True))
     bad_days = set(np.unique(day_of_row[broken]).tolist())
@@ -244,7 +247,7 @@ def check_ohlc_days(days: Sequence[date], frame: pd.DataFrame) -> dict[date, Day
     for day in days:
         index = day_start_ms(day) // DAY_MS
         if index in bad_days:
-            out[day] = check_ohlc(day, frame.iloc[np.nonzero(day_of_row == index)[0]])
+            out[day] = check_ohlc(day, frame.iloc[np.nonzero(day_of_row == index)[0]], signed)
         elif rows_per_day.get(index, 0):
             out[day] = DayCheck(day, PASSED, "OHLC invariants hold", {"violations": 0})
         else:
@@ -252,10 +255,10 @@ def check_ohlc_days(days: Sequence[date], frame: pd.DataFrame) -> dict[date, Day
     return out
 
 
-def check_ohlc(day: date, frame: pd.DataFrame) -> DayCheck:
+def check_ohlc(day: date, frame: pd.DataFrame, signed: bool = False) -> DayCheck:
     if frame.empty:
         return DayCheck(day, PASSED, "no rows to check", {"violations": 0})
-    reasons = ohlc_violations(frame)
+    reasons = ohlc_violations(frame, signed)
     bad = reasons[reasons != ""]
     if len(bad):
         rows = [f"{frame.loc[i, 'open_time']}: {reason}" for i, reason in bad.head(20).items()]
@@ -264,28 +267,10 @@ def check_ohlc(day: date, frame: pd.DataFrame) -> DayCheck:
 
 
 # -- continuity ---------------------------------------------------------------------------------------
-def check_continuity(day: date, frame: pd.DataFrame, previous: pd.DataFrame, interval: str) -> DayCheck:
-    """The day's first bar follows the previous day's last bar in time and (within a bound) in price."""
-    start = day_start_ms(day)
-    step = interval_ms(interval)
-    first = frame.loc[open_ms(frame) == start]
-    last = previous.loc[open_ms(previous) == start - step]
-    if first.empty or last.empty:
-        which = "this day's first bar" if first.empty else "the previous day's last bar"
-        return DayCheck(day, PASSED, f"not comparable: {which} is not stored", {"compared": False})
-    prev_close = float(last["close"].iloc[0])
-    first_open = float(first["open"].iloc[0])
-    jump = abs(first_open - prev_close) / prev_close if prev_close else 0.0
-    meta = {"compared": True, "previous_close": prev_close, "first_open": first_open, "jump": round(jump, 6)}
-    if jump > CONTINUITY_MAX_JUMP:
-        return DayCheck(day, FAILED, f"the first open is {jump:.1%} away from the previous day's last close", meta)
-    return DayCheck(day, PASSED, "continuous with the previous day", meta)
-
-
 def check_continuity_days(days: Sequence[date], frame: pd.DataFrame, times: np.ndarray,
                           interval: str) -> dict[date, DayCheck]:
-    """`check_continuity` for every day of a range from the range's sorted open times (the frame must
-    also hold the day before the first), with the same verdicts and metadata, no frame per day."""
+    """The day's first bar follows the previous day's last bar in time and (within a bound) in price, for
+    every day of a range from the range's sorted open times (the frame also holds the day before the first)."""
     step = interval_ms(interval)
     opens = frame["open"].to_numpy(dtype=float) if len(frame) else np.empty(0)
     closes = frame["close"].to_numpy(dtype=float) if len(frame) else np.empty(0)
@@ -351,3 +336,65 @@ def check_agrees_with_1m(day: date, frame: pd.DataFrame, minutes: pd.DataFrame, 
         meta["mismatched_bars"] = times[:20]
         return DayCheck(day, FAILED, f"{int(bad.sum())} of {len(joined)} bar(s) disagree with their 1m bars", meta)
     return DayCheck(day, PASSED, f"{len(joined)} bar(s) agree with their 1m bars", meta)
+
+
+# -- the range evaluator of every kline-shaped table ----------------------------------------------------
+ROWS, GAPS, CONTINUITY, AGREES_WITH_1M = "rows", "gaps", "continuity", "agrees_with_1m"
+# The three row-level checks (schema, duplicates, OHLC invariants) are parts of one check: each part keeps
+# its own verdict, named in the result, but a symbol-year writes 365 check results for them, not 1,095.
+ROW_PARTS = ("schema", "duplicates", "ohlc")
+
+
+def kline_check_names(kind: KlineKind, interval: str) -> list[str]:
+    """The checks that apply: continuity is meaningless for a signed value near zero (the premium index),
+    agreement with 1m is for trade klines above 1m."""
+    names = [ROWS, GAPS]
+    if not kind.signed_prices:
+        names.append(CONTINUITY)
+    if kind.is_trade and interval != "1m":
+        names.append(AGREES_WITH_1M)
+    return names
+
+
+def _utc(day: date) -> datetime:
+    return datetime.fromtimestamp(day_start_ms(day) / 1000, tz=UTC)
+
+
+def check_kline_days(repo: Any, kind: KlineKind, symbol: str, interval: str, days: Sequence[date],
+                     selected: set[str]) -> dict[str, dict[date, DayCheck]]:
+    """Every selected check for each day of one symbol, from one read of the range (plus the day before).
+
+    `repo` is a MarketDataRepository; the ledger rows of the days classify their gaps."""
+    names = [n for n in kline_check_names(kind, interval) if n in selected]
+    first, last = days[0], days[-1]
+    frame = repo.get_klines(symbol, interval, _utc(first - timedelta(days=1)), _utc(last + timedelta(days=1)),
+                            kind=kind.name)
+    times = open_ms(frame)
+    if times.size and not bool(np.all(times[1:] >= times[:-1])):
+        order = np.argsort(times, kind="stable")
+        frame, times = frame.iloc[order], times[order]
+    out: dict[str, dict[date, DayCheck]] = {name: {} for name in names}
+    per_day: dict[date, pd.DataFrame] = {}
+    if ROWS in out or AGREES_WITH_1M in out:
+        per_day = split_by_day(frame, [first + timedelta(days=i) for i in range(-1, (last - first).days + 1)])
+    if ROWS in out:
+        lo = int(np.searchsorted(times, day_start_ms(first), side="left"))
+        contiguous = (last - first).days + 1 == len(days)
+        day_frames = frame.iloc[lo:] if contiguous else pd.concat([per_day[d] for d in days])
+        signed = kind.signed_prices
+        schema = check_schema(days, day_frames, interval, f"{symbol} {kind.name} {interval}", signed)
+        duplicates = check_duplicates_days(days, frame, times, per_day)
+        ohlc = check_ohlc_days(days, frame, signed)
+        out[ROWS] = {day: combine_parts(day, {"schema": schema[day], "duplicates": duplicates[day],
+                                              "ohlc": ohlc[day]}) for day in days}
+    if GAPS in out:
+        ledger = {row.day: row for row in repo.get_ledger(kind.dataset, symbol, interval, first, last)}
+        bounds = np.searchsorted(times, [day_start_ms(d) + k * DAY_MS for d in days for k in (0, 1)], side="left")
+        for i, day in enumerate(days):
+            out[GAPS][day] = check_gaps_times(day, times[bounds[2 * i]:bounds[2 * i + 1]], interval, ledger.get(day))
+    if CONTINUITY in out:
+        out[CONTINUITY] = check_continuity_days(days, frame, times, interval)
+    if AGREES_WITH_1M in out:
+        minutes = split_by_day(repo.get_klines(symbol, "1m", _utc(first), _utc(last + timedelta(days=1))), list(days))
+        out[AGREES_WITH_1M] = {day: check_agrees_with_1m(day, per_day[day], minutes[day], interval) for day in days}
+    return out

@@ -23,13 +23,13 @@ from datetime import UTC, date, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from marketdata_assets.binance.kline_kinds import KIND_OF_DATASET
 from marketdata_assets.storage.ledger import LedgerRow, get_ledger
 from marketdata_assets.storage.tables_price_klines import KLINE_TABLES
 
 GAP_CLASSES = ("fillable", "exchange_gap", "out_of_range")
 # ledger dataset -> kline kind whose table has the rows (and their `source`)
-KLINE_KINDS = {"klines": "klines", "mark_price_klines": "markPriceKlines", "index_price_klines": "indexPriceKlines",
-               "premium_index_klines": "premiumIndexKlines"}
+
 
 
 @dataclass
@@ -60,6 +60,9 @@ class DayQuality:
     symbol: str
     day: date
     datasets: list[DatasetQuality]
+    # what the daily-dataset factory reads of a day's outcome: scoring a day never fails
+    status: str = "complete"
+    error: str | None = None
 
     @property
     def score(self) -> float:
@@ -117,8 +120,8 @@ def day_quality(engine: Engine, symbol: str, day: date, datasets: Sequence[tuple
     out = []
     for dataset, interval in datasets:
         q = _from_ledger(dataset, interval, ledger.get((dataset, interval)))
-        if dataset in KLINE_KINDS and q.status not in ("not_loaded", "out_of_range"):
-            sources = _kline_sources(engine, KLINE_KINDS[dataset], symbol, interval, day)
+        if dataset in KIND_OF_DATASET and q.status not in ("not_loaded", "out_of_range"):
+            sources = _kline_sources(engine, KIND_OF_DATASET[dataset], symbol, interval, day)
             q.provisional_rows = sum(n for source, n in sources.items() if source != "archive")
             stored = sum(sources.values())
             q.provisional_share = q.provisional_rows / stored if stored else 0.0

@@ -6,8 +6,8 @@ Bounded: at most `max_attempts` per failure episode (the ledger's `repair_attemp
 reset when `gaps` passes), exponential backoff between attempts; run keys make a tick idempotent; run
 tags say why the run exists. Checks that pass with a warning (exchange gaps) are never retried.
 
-The kline sensor `gap_repair` (defs/klines/sensors.py) and the per-dataset sensors `gap_repair_<group>`
-(price klines, funding rates, aggregate trades, metrics, book depth) are all built here.
+Every dataset spec names its sensor (`gap_repair` for trade klines, `gap_repair_<group>` for price
+klines, funding rates, aggregate trades, metrics, book depth); `build_repair_sensors` builds them all.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from marketdata_assets.defs.constants import (
     TAG_REASON,
     TAG_REPAIR_ATTEMPT,
 )
+from marketdata_assets.defs.datasets.spec import DailyDatasetSpec
 from marketdata_assets.defs.partitions import SYMBOLS_PARTITIONS_NAME, parse_partition_key
 from marketdata_assets.defs.resources import MarketDataResource
 from marketdata_assets.storage.ledger import repair_attempts
@@ -53,13 +54,21 @@ class RepairTarget:
         return dg.AssetCheckKey(self.asset_key, GAP_CHECK)
 
 
-def target_for(assets_def: dg.AssetsDefinition, checks: Sequence[dg.AssetChecksDefinition], dataset: str,
-               interval: str = "", tags: Mapping[str, str] | None = None) -> RepairTarget:
-    """The target of one asset, with every check of `checks` that belongs to it."""
-    key = assets_def.key
-    check_keys = tuple(sorted((k for c in checks for k in c.check_keys if k.asset_key == key),
-                              key=lambda k: k.name))
-    return RepairTarget(key, dataset, interval, check_keys, dict(tags or {}))
+def repair_target(spec: DailyDatasetSpec) -> RepairTarget:
+    """The target of one dataset: its asset, its ledger row, all its checks, its tags."""
+    return RepairTarget(spec.key, spec.ledger_dataset, spec.interval, tuple(spec.check_keys), dict(spec.tags))
+
+
+def build_repair_sensors(specs: Sequence[DailyDatasetSpec], max_attempts: int,
+                         backoff_base_seconds: int) -> list[dg.SensorDefinition]:
+    """One sensor per `repair_sensor` name of the specs that have a `gaps` check (each sensor shows its own
+    ticks and skip reasons in the UI, and a slow ledger read of one never delays another's repairs)."""
+    groups: dict[str, list[RepairTarget]] = {}
+    for spec in specs:
+        target = repair_target(spec)
+        if spec.repair_sensor and target.gap_check_key in target.check_keys:
+            groups.setdefault(spec.repair_sensor, []).append(target)
+    return [build_repair_sensor(name, targets, max_attempts, backoff_base_seconds) for name, targets in groups.items()]
 
 
 def repair_run_request(target: RepairTarget, pk: str, run_key: str, tags: Mapping[str, str]) -> dg.RunRequest:

@@ -14,7 +14,7 @@ import dagster as dg
 
 from marketdata_assets.defs.constants import REASON_DAILY, TAG_REASON, kline_asset_key
 from marketdata_assets.defs.exchange.assets import latest_trading_symbols
-from marketdata_assets.defs.klines.checks import check_names
+from marketdata_assets.defs.klines.spec import trade_check_keys
 from marketdata_assets.defs.partitions import SYMBOLS_PARTITIONS_NAME, partition_key
 
 DAILY_CRON = "15 0 * * *"
@@ -22,7 +22,7 @@ DAILY_CRON = "15 0 * * *"
 
 def build_daily_schedule(intervals: Sequence[str]) -> dg.ScheduleDefinition:
     keys = [kline_asset_key(i) for i in intervals]
-    check_keys = [dg.AssetCheckKey(kline_asset_key(i), name) for i in intervals for name in check_names(i)]
+    check_keys = [key for i in intervals for key in trade_check_keys(i)]
 
     @dg.schedule(
         name="daily_refresh",

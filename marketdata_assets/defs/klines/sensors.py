@@ -1,8 +1,7 @@
 """Sensors that keep the kline history complete without anyone watching.
 
-gap_repair: a failed `gaps` check (fillable bars: the exchange has them) becomes a run of exactly that
-partition, bounded by attempts and backoff (the shared factory in defs/datasets/repair.py, which the other
-datasets' repair sensors use too). Exchange gaps pass the check, so nothing retries them.
+(gap_repair, which turns a failed `gaps` check into a run of exactly that partition, is built with every
+other dataset's repair sensor by defs/datasets/repair.py.)
 
 archive_settlement: a day loaded from REST is provisional. Once data.binance.vision publishes the day's
 file (its .CHECKSUM appears), the partition is re-run: the loader takes the archive, corrects differing
@@ -15,16 +14,12 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 
 from marketdata_assets.defs.constants import REASON_SETTLEMENT, TAG_INTERVAL, TAG_REASON, kline_asset_key
-from marketdata_assets.defs.datasets.repair import MAX_RUNS_PER_TICK, RepairTarget, build_repair_sensor
-from marketdata_assets.defs.klines.checks import check_names
+from marketdata_assets.defs.datasets.repair import MAX_RUNS_PER_TICK
+from marketdata_assets.defs.klines.spec import trade_check_keys
 from marketdata_assets.defs.partitions import SYMBOLS_PARTITIONS_NAME, partition_key
 from marketdata_assets.defs.resources import MarketDataResource
 from marketdata_assets.ingest.klines import DATASET
 from marketdata_assets.storage.ledger import provisional_days
-
-
-def _check_keys(interval: str) -> list[dg.AssetCheckKey]:
-    return [dg.AssetCheckKey(kline_asset_key(interval), name) for name in check_names(interval)]
 
 
 def kline_run_request(interval: str, pk: str, run_key: str, tags: dict[str, str]) -> dg.RunRequest:
@@ -32,20 +27,10 @@ def kline_run_request(interval: str, pk: str, run_key: str, tags: dict[str, str]
     return dg.RunRequest(
         run_key=run_key,
         asset_selection=[kline_asset_key(interval)],
-        asset_check_keys=_check_keys(interval),
+        asset_check_keys=trade_check_keys(interval),
         partition_key=pk,
         tags={TAG_INTERVAL: interval, **tags},
     )
-
-
-def build_gap_repair_sensor(
-    intervals: Sequence[str], max_attempts: int = 3, backoff_base_seconds: int = 600, interval_seconds: int = 60
-) -> dg.SensorDefinition:
-    """`gap_repair` for the kline assets: the shared repair factory (defs/datasets/repair.py)."""
-    targets = [
-        RepairTarget(kline_asset_key(i), DATASET, i, tuple(_check_keys(i)), {TAG_INTERVAL: i}) for i in intervals
-    ]
-    return build_repair_sensor("gap_repair", targets, max_attempts, backoff_base_seconds, interval_seconds)
 
 
 def build_archive_settlement_sensor(

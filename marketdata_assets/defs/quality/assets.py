@@ -9,10 +9,11 @@ observation (attributed to its partition) so the plots hold one point per day in
 """
 
 from collections.abc import Sequence
+from datetime import date
 
 import dagster as dg
 
-from marketdata_assets.defs.datasets.daily_asset import build_daily_dataset_asset
+from marketdata_assets.defs.datasets.spec import DailyDatasetSpec
 from marketdata_assets.defs.partitions import partition_key
 from marketdata_assets.validation.quality import DayQuality, day_quality
 
@@ -41,23 +42,28 @@ def summary(days: list[DayQuality]) -> dict:
     }
 
 
-def build_quality_asset(partitions_def: dg.PartitionsDefinition, datasets: Sequence[tuple[str, str]],
-                        upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
-    """`datasets`: the (ledger dataset, interval) pairs scored; `upstream`: their assets (lineage)."""
-    pairs = list(datasets)
-    return build_daily_dataset_asset(
-        QUALITY_KEY,
-        partitions_def=partitions_def,
-        days_per_run=None,
-        deps=upstream,
-        pool=None,
-        group_name="quality",
-        kinds=("python",),
+class QualityLoader:
+    """Scores days from the store (no Binance request): the daily-loader protocol over `day_quality`."""
+
+    def __init__(self, engine, datasets: Sequence[tuple[str, str]]) -> None:
+        self.engine, self.datasets = engine, list(datasets)
+
+    def load(self, symbol: str, days: Sequence[date]) -> list[DayQuality]:
+        return [day_quality(self.engine, symbol, day, self.datasets) for day in days]
+
+
+def quality_spec(scored: Sequence[DailyDatasetSpec]) -> DailyDatasetSpec:
+    """`data_quality` over the ledger rows of `scored`, downstream of their assets in the lineage."""
+    pairs = [spec.ledger for spec in scored]
+    return DailyDatasetSpec(
+        name=QUALITY_KEY.path[-1], ledger_dataset="data_quality", table="partition_ledger", group="quality",
         description="Data quality per UTC day and symbol: completeness per dataset, gaps by class, repairs, "
                     "provisional (not archive-confirmed) share; a table per partition and numeric metadata "
                     "per dataset for the Plots tab. Reads the store only (no Binance request).",
-        loader=lambda runtime: lambda symbol, days: [day_quality(runtime.engine, symbol, d, pairs) for d in days],
+        loader=lambda runtime: QualityLoader(runtime.engine, pairs),
+        checks=None,
         day_metadata=quality_metadata,
-        summary=summary,
-        errors=(),
+        summary=lambda results, _loader: summary(results),
+        days_per_run=None, pool=None, deps=tuple(spec.key for spec in scored), kinds=frozenset({"python"}),
+        scored=False,
     )

@@ -6,18 +6,14 @@ the run's metadata (`corrections`), a changed layout or a row for another symbol
 the file. Expected rows per day: metrics 288 (every 5 min), book depth 2880 snapshots per band.
 """
 
-import warnings
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import dagster as dg
 
-from marketdata_assets.defs.datasets.common import evaluations, run_partitions
-from marketdata_assets.defs.datasets.daily_asset import build_daily_dataset_asset
-from marketdata_assets.defs.resources import MarketDataResource
+from marketdata_assets.defs.constants import GAP_CHECK
+from marketdata_assets.defs.datasets.spec import CheckFamily, DailyDatasetSpec
 from marketdata_assets.ingest.contract import DayResult
-from marketdata_assets.ingest.market_stats import StatsDataset, StatsLoader, check_day, window
-from marketdata_assets.storage.ledger import record_check_status
+from marketdata_assets.ingest.market_stats import BOOK_DEPTH, METRICS, StatsDataset, StatsLoader, check_day, window
 from marketdata_assets.validation import kline_checks as ev
 
 DAYS_PER_RUN = 31
@@ -31,10 +27,6 @@ DESCRIPTIONS = {
 }
 GAP_DESCRIPTION = ("Stored rows against the day's load: rows lost since, or stretches without rows the file had, "
                    "fail (the repair re-runs the partition); stretches the archive file itself lacks only warn.")
-
-
-def stats_asset_key(dataset: StatsDataset) -> dg.AssetKey:
-    return dg.AssetKey(dataset.name)
 
 
 def _iso(ms: int) -> str:
@@ -69,44 +61,34 @@ def summary(results: list[DayResult]) -> dict:
     }
 
 
-def build_stats_asset(dataset: StatsDataset, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    return build_daily_dataset_asset(
-        stats_asset_key(dataset),
-        partitions_def=partitions_def,
-        days_per_run=DAYS_PER_RUN,
-        group_name="market_stats",
-        metadata={"table": dataset.table.name, "archive_type": dataset.data_type},
+def _check_days(dataset: StatsDataset):
+    def check_days(runtime, symbol: str, days: list[date], selected: set[str]) -> dict:
+        loader = StatsLoader(runtime.engine, runtime.rest, runtime.archive, dataset=dataset)
+        now = loader.now_ms()
+        info = loader.symbol_info(symbol)
+        ledger = {r.day: r for r in runtime.repo.get_ledger(dataset.name, symbol, "", days[0], days[-1])}
+        verdicts = {}
+        for day in days:
+            status, description, meta = check_day(dataset, loader.store, symbol, day, ledger.get(day),
+                                                   *window(dataset, info, day, now))
+            verdicts[day] = ev.DayCheck(day, status, description, meta)
+        return {GAP_CHECK: verdicts}
+    return check_days
+
+
+def stats_spec(dataset: StatsDataset) -> DailyDatasetSpec:
+    return DailyDatasetSpec(
+        name=dataset.name, ledger_dataset=dataset.name, table=dataset.table.name, group="market_stats",
         description=DESCRIPTIONS[dataset.name],
-        loader=lambda runtime: StatsLoader(runtime.engine, runtime.rest, runtime.archive, dataset=dataset).load,
+        loader=lambda runtime: StatsLoader(runtime.engine, runtime.rest, runtime.archive, dataset=dataset),
+        checks=CheckFamily({GAP_CHECK: GAP_DESCRIPTION}, _check_days(dataset)),
         day_metadata=day_metadata,
-        summary=summary,
-        failure_cause=lambda r: f"{r.error}" if r.failed else None,
-        failed_partitions_metadata=True,
+        summary=lambda results, _loader: summary(results),
+        days_per_run=DAYS_PER_RUN,
+        metadata={"archive_type": dataset.data_type},
+        repair_sensor=f"gap_repair_{dataset.name}",
     )
 
 
-def build_stats_checks(dataset: StatsDataset, partitions_def: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
-    key = stats_asset_key(dataset)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.PreviewWarning)
-        specs = [dg.AssetCheckSpec("gaps", asset=key, partitions_def=partitions_def, description=GAP_DESCRIPTION)]
-
-    @dg.multi_asset_check(specs=specs, can_subset=True, name=f"{dataset.name}_checks")
-    def _checks(context: dg.AssetCheckExecutionContext, marketdata: MarketDataResource) -> Iterator:
-        grouped = run_partitions(dataset.name, context.partition_keys)
-        runtime = marketdata.runtime()
-        loader = StatsLoader(runtime.engine, runtime.rest, runtime.archive, dataset=dataset)
-        now = loader.now_ms()
-        for symbol, days in grouped.items():
-            info = loader.symbol_info(symbol)
-            ledger = {r.day: r for r in runtime.repo.get_ledger(dataset.name, symbol, "", days[0], days[-1])}
-            verdicts: dict = {"gaps": {}}
-            for day in days:
-                status, description, meta = check_day(dataset, loader.store, symbol, day, ledger.get(day),
-                                                       *window(dataset, info, day, now))
-                verdicts["gaps"][day] = ev.DayCheck(day, status, description, meta)
-            evals, statuses, passed_days = evaluations(key, symbol, days, verdicts)
-            yield from evals
-            record_check_status(runtime.engine, dataset.name, symbol, "", statuses, passed_days)
-
-    return _checks
+def stats_specs() -> list[DailyDatasetSpec]:
+    return [stats_spec(dataset) for dataset in (METRICS, BOOK_DEPTH)]

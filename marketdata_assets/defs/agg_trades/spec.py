@@ -7,22 +7,21 @@ million rows, ~8 s): the backfill policy runs up to `AGG_DAYS_PER_RUN` days per 
 The `gaps` check is id continuity against the ledger (`ingest.agg_trades.check_day`).
 """
 
-import warnings
-from collections.abc import Iterator
+from datetime import date
 
 import dagster as dg
 
-from marketdata_assets.defs.datasets.common import evaluations, run_partitions
-from marketdata_assets.defs.datasets.daily_asset import build_daily_dataset_asset, summed_sources
-from marketdata_assets.defs.resources import MarketDataResource
+from marketdata_assets.defs.constants import GAP_CHECK
+from marketdata_assets.defs.datasets.metadata import summed_sources
+from marketdata_assets.defs.datasets.spec import CheckFamily, DailyDatasetSpec
 from marketdata_assets.ingest.agg_trades import DATASET, AggTradeLoader, check_day
 from marketdata_assets.ingest.contract import DayResult
 from marketdata_assets.storage.agg_trades_store import AggTradeStore
-from marketdata_assets.storage.ledger import record_check_status
 from marketdata_assets.validation import kline_checks as ev
 
-AGG_TRADES_KEY = dg.AssetKey("agg_trades")
 AGG_DAYS_PER_RUN = 31
+GAP_DESCRIPTION = ("Id continuity: the day's trades are every id from its first to its last (as REST bounded "
+                   "them at load); a missing id fails and the partition is re-run.")
 
 
 def day_metadata(result: DayResult) -> dict:
@@ -53,45 +52,27 @@ def summary(results: list[DayResult]) -> dict:
     }
 
 
-def build_agg_trades_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    return build_daily_dataset_asset(
-        AGG_TRADES_KEY,
-        partitions_def=partitions_def,
-        days_per_run=AGG_DAYS_PER_RUN,
-        group_name="trades",
-        metadata={"table": "agg_trades"},
+def check_days(runtime, symbol: str, days: list[date], selected: set[str]) -> dict:
+    store = AggTradeStore(runtime.engine)
+    ledger = {r.day: r for r in runtime.repo.get_ledger(DATASET, symbol, "", days[0], days[-1])}
+    verdicts = {}
+    for day in days:
+        passed, description, meta = check_day(store, symbol, day, ledger.get(day))
+        verdicts[day] = ev.DayCheck(day, ev.PASSED if passed else ev.FAILED, description, meta)
+    return {GAP_CHECK: verdicts}
+
+
+def agg_trades_spec() -> DailyDatasetSpec:
+    return DailyDatasetSpec(
+        name="agg_trades", ledger_dataset=DATASET, table="agg_trades", group="trades",
         description="Binance USD-M Futures aggregate trades per UTC day and symbol: the archive's daily "
                     "aggTrades file (sorted by id, exact duplicates dropped and reported), REST by fromId "
                     "for the rest and every id hole. Rows in `agg_trades` (shared with the stream), per-day "
                     "figures in `partition_ledger`.",
-        loader=lambda runtime: AggTradeLoader(runtime.engine, runtime.rest, runtime.archive).load,
+        loader=lambda runtime: AggTradeLoader(runtime.engine, runtime.rest, runtime.archive),
+        checks=CheckFamily({GAP_CHECK: GAP_DESCRIPTION}, check_days),
         day_metadata=day_metadata,
-        summary=summary,
-        failure_cause=lambda r: f"{r.error}" if r.failed else None,
+        summary=lambda results, _loader: summary(results),
+        days_per_run=AGG_DAYS_PER_RUN,
+        repair_sensor="gap_repair_agg_trades",
     )
-
-
-def build_agg_trades_checks(partitions_def: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.PreviewWarning)
-        specs = [dg.AssetCheckSpec(
-            "gaps", asset=AGG_TRADES_KEY, partitions_def=partitions_def,
-            description="Id continuity: the day's trades are every id from its first to its last (as REST "
-                        "bounded them at load); a missing id fails and the partition is re-run.")]
-
-    @dg.multi_asset_check(specs=specs, can_subset=True, name="agg_trades_checks")
-    def _checks(context: dg.AssetCheckExecutionContext, marketdata: MarketDataResource) -> Iterator:
-        grouped = run_partitions("agg_trades", context.partition_keys)
-        runtime = marketdata.runtime()
-        store = AggTradeStore(runtime.engine)
-        for symbol, days in grouped.items():
-            ledger = {r.day: r for r in runtime.repo.get_ledger(DATASET, symbol, "", days[0], days[-1])}
-            verdicts: dict = {"gaps": {}}
-            for day in days:
-                passed, description, meta = check_day(store, symbol, day, ledger.get(day))
-                verdicts["gaps"][day] = ev.DayCheck(day, ev.PASSED if passed else ev.FAILED, description, meta)
-            evals, statuses, passed_days = evaluations(AGG_TRADES_KEY, symbol, days, verdicts)
-            yield from evals
-            record_check_status(runtime.engine, DATASET, symbol, "", statuses, passed_days)
-
-    return _checks

@@ -6,23 +6,19 @@ store through `FundingStore.check_day`: a symbol's interval can be 8, 4 or 1 h a
 a missing event fails, and the ledger's check status says so for `marketdata gaps`.
 """
 
-import warnings
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import dagster as dg
 
-from marketdata_assets.binance.intervals import DAY_MS, InvalidInputError, day_start_ms
-from marketdata_assets.defs.datasets.common import evaluations, run_partitions
-from marketdata_assets.defs.datasets.daily_asset import build_daily_dataset_asset, summed_sources
+from marketdata_assets.binance.intervals import DAY_MS, day_start_ms
+from marketdata_assets.defs.constants import GAP_CHECK
+from marketdata_assets.defs.datasets.metadata import summed_sources
+from marketdata_assets.defs.datasets.spec import CheckFamily, DailyDatasetSpec
 from marketdata_assets.defs.partitions import partition_key
-from marketdata_assets.defs.resources import MarketDataResource
 from marketdata_assets.ingest.contract import DayResult
 from marketdata_assets.ingest.funding import DATASET, FundingLoader
-from marketdata_assets.storage.ledger import record_check_status
 from marketdata_assets.validation import kline_checks as ev
 
-FUNDING_KEY = dg.AssetKey("funding_rates")
 GAP_DESCRIPTION = ("Missing funding events: the gap between two events must be the interval of one of them "
                    "(8, 4 or 1 h; a change of interval passes); a longer gap, or a closed day ending more "
                    "than one interval after its last event, fails.")
@@ -55,47 +51,26 @@ def summary(results: list[DayResult]) -> dict:
     }
 
 
-def build_funding_asset(partitions_def: dg.PartitionsDefinition, days_per_run: int) -> dg.AssetsDefinition:
-    return build_daily_dataset_asset(
-        FUNDING_KEY,
-        partitions_def=partitions_def,
-        days_per_run=days_per_run,
-        group_name="funding",
-        metadata={"table": "funding_rates"},
+def check_days(runtime, symbol: str, days: list[date], selected: set[str]) -> dict:
+    loader = FundingLoader(runtime.engine, runtime.rest, runtime.archive)
+    now = loader.now_ms()
+    ledger = {r.day: r for r in runtime.repo.get_ledger(DATASET, symbol, "", days[0], days[-1])}
+    return {GAP_CHECK: {day: check_day(loader, symbol, day, now, ledger.get(day)) for day in days}}
+
+
+def funding_spec(days_per_run: int) -> DailyDatasetSpec:
+    return DailyDatasetSpec(
+        name="funding_rates", ledger_dataset=DATASET, table="funding_rates", group="funding",
         description="Binance USD-M Futures funding events per UTC day and symbol: the archive's monthly "
                     "fundingRate files (with each event's interval) and REST fundingRate (mark price, "
                     "unarchived months). Rows in `funding_rates`, per-day figures in `partition_ledger`.",
-        loader=lambda runtime: FundingLoader(runtime.engine, runtime.rest, runtime.archive).load,
+        loader=lambda runtime: FundingLoader(runtime.engine, runtime.rest, runtime.archive),
+        checks=CheckFamily({GAP_CHECK: GAP_DESCRIPTION}, check_days),
         day_metadata=day_metadata,
-        summary=summary,
-        errors=(InvalidInputError,),
-        describe_error=lambda exc: f"{type(exc).__name__}: {exc}",
-        failure_cause=lambda r: r.error if r.failed else None,
+        summary=lambda results, _loader: summary(results),
+        days_per_run=days_per_run,
+        repair_sensor="gap_repair_funding_rates",
     )
-
-
-def build_funding_checks(partitions_def: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.PreviewWarning)
-        specs = [dg.AssetCheckSpec("gaps", asset=FUNDING_KEY, description=GAP_DESCRIPTION,
-                                   partitions_def=partitions_def)]
-
-    @dg.multi_asset_check(specs=specs, can_subset=True, name="funding_rates_checks")
-    def _checks(context: dg.AssetCheckExecutionContext, marketdata: MarketDataResource) -> Iterator:
-        grouped = run_partitions("funding_rates", context.partition_keys)
-        runtime = marketdata.runtime()
-        loader = FundingLoader(runtime.engine, runtime.rest, runtime.archive)
-        now = loader.now_ms()
-        for symbol, days in grouped.items():
-            ledger = {r.day: r for r in runtime.repo.get_ledger(DATASET, symbol, "", days[0], days[-1])}
-            verdicts = {"gaps": {}}
-            for day in days:
-                verdicts["gaps"][day] = check_day(loader, symbol, day, now, ledger.get(day))
-            evals, statuses, passed = evaluations(FUNDING_KEY, symbol, days, verdicts)
-            yield from evals
-            record_check_status(runtime.engine, DATASET, symbol, "", statuses, passed)
-
-    return _checks
 
 
 def check_day(loader: FundingLoader, symbol: str, day, now_ms: int, ledger) -> ev.DayCheck:

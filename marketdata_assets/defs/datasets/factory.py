@@ -1,0 +1,173 @@
+"""The one factory of daily datasets: a `DailyDatasetSpec` in, its asset and its checks out.
+
+Every dataset runs the same way. The asset: the run's partitions grouped by symbol (one key or a range:
+BackfillPolicy.multi_run makes a symbol-year one run, not 365), one `load(symbol, days)` per symbol, bad
+input failing the run naming the partitions, in a range run one observation per day on its own partition
+(Dagster gives every partition of a range the same materialization metadata), a failure naming the days
+that failed, and metadata for the day or a summary of the range. The checks: one op per dataset that
+evaluates every selected check for each symbol's days from one read of the store, yields evaluations
+carrying their partition (so range runs are attributed per day in the UI), and writes each day's worst
+verdict to the ledger.
+"""
+
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import dagster as dg
+
+from marketdata_assets.binance.intervals import InvalidInputError
+from marketdata_assets.defs.constants import GAP_CHECK
+from marketdata_assets.defs.datasets.spec import DailyDatasetSpec, Verdicts
+from marketdata_assets.defs.partitions import days_by_symbol, partition_key
+from marketdata_assets.defs.resources import MarketDataResource
+from marketdata_assets.storage.ledger import CheckStatus, DayStatus, record_check_status
+from marketdata_assets.validation.gaps import OUT_OF_RANGE
+
+# A range run observes every day up to this many days; beyond, only days worth a look (not complete, or
+# with gaps): each event is an event-log write, and the ledger and the checks cover every day anyway.
+OBSERVE_EVERY_DAY_UP_TO = 62
+SHOWN_KEYS = 5
+
+
+@dataclass(frozen=True)
+class DatasetDefs:
+    """What the factory built for one spec."""
+
+    spec: DailyDatasetSpec
+    asset: dg.AssetsDefinition
+    checks: dg.AssetChecksDefinition | None
+
+
+def build_dataset(spec: DailyDatasetSpec, partitions_def: dg.PartitionsDefinition) -> DatasetDefs:
+    checks = build_checks(spec, partitions_def) if spec.checks is not None else None
+    return DatasetDefs(spec, build_asset(spec, partitions_def), checks)
+
+
+def _shown(keys: Sequence[str]) -> str:
+    more = len(keys) - SHOWN_KEYS
+    return ", ".join(keys[:SHOWN_KEYS]) + (f" and {more} more" if more > 0 else "")
+
+
+def run_partitions(name: str, keys: Sequence[str]) -> dict[str, list[date]]:
+    """Days per symbol of a run; a malformed key or a future day fails the run naming the partitions."""
+    try:
+        grouped = days_by_symbol(keys)
+    except InvalidInputError as exc:
+        raise dg.Failure(description=f"{name}: {exc}") from None
+    today = datetime.now(UTC).date()
+    future = [str(partition_key(d, s)) for s, days in grouped.items() for d in days if d > today]
+    if future:
+        raise dg.Failure(description=f"{name} partition(s) {_shown(future)}: the day has not begun yet (future date)")
+    return grouped
+
+
+def build_asset(spec: DailyDatasetSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    policy = (dg.BackfillPolicy.single_run() if spec.days_per_run is None
+              else dg.BackfillPolicy.multi_run(max_partitions_per_run=spec.days_per_run))
+
+    @dg.asset(key=spec.key, partitions_def=partitions_def, backfill_policy=policy, pool=spec.pool,
+              deps=list(spec.deps), group_name=spec.group, kinds=set(spec.kinds), tags=dict(spec.tags) or None,
+              metadata={"table": spec.table, **spec.metadata}, description=spec.description)
+    def _daily(context: dg.AssetExecutionContext, marketdata: MarketDataResource) -> dg.MaterializeResult:
+        return materialize(context, marketdata, spec)
+
+    return _daily
+
+
+def _worth_a_look(result) -> bool:
+    gaps = getattr(result, "gaps", None) or []
+    return result.status not in (DayStatus.COMPLETE, DayStatus.UNCHANGED) or any(
+        g.cls != OUT_OF_RANGE for g in gaps)
+
+
+def materialize(context: dg.AssetExecutionContext, marketdata: MarketDataResource,
+                spec: DailyDatasetSpec) -> dg.MaterializeResult:
+    """Load the run's partitions (see the module docstring)."""
+    grouped = run_partitions(spec.name, context.partition_keys)
+    runtime = marketdata.runtime()
+    loader = spec.loader(runtime)
+    results: list = []
+    for symbol, days in grouped.items():
+        try:
+            loaded = list(loader.load(symbol, days))
+        except InvalidInputError as exc:
+            keys = [str(partition_key(d, symbol)) for d in days]
+            raise dg.Failure(description=f"{spec.name} partition(s) {_shown(keys)}: {exc}") from None
+        context.log.info(f"{spec.name} {symbol}: {len(loaded)} day(s) loaded")
+        results += loaded
+
+    if len(results) > 1:
+        for result in results:
+            if len(results) > OBSERVE_EVERY_DAY_UP_TO and not _worth_a_look(result):
+                continue
+            context.log_event(dg.AssetObservation(
+                asset_key=spec.key, partition=str(partition_key(result.day, result.symbol)),
+                metadata=spec.day_metadata(result)))
+
+    failed = [r for r in results if r.status == DayStatus.FAILED]
+    if failed:
+        causes = "; ".join(f"{partition_key(r.day, r.symbol)}: {r.error}" for r in failed[:10])
+        raise dg.Failure(
+            description=f"{spec.name}: {len(failed)} of {len(results)} day(s) failed and were not stored: {causes}",
+            metadata={"failed_partitions": [str(partition_key(r.day, r.symbol)) for r in failed]},
+        )
+    meta = spec.day_metadata(results[0]) if len(results) == 1 else spec.summary(results, loader)
+    if spec.extra_metadata is not None and results:
+        meta.update(spec.extra_metadata(runtime, max(results, key=lambda r: (r.day, r.symbol))))
+    return dg.MaterializeResult(metadata=meta)
+
+
+def build_checks(spec: DailyDatasetSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
+    family = spec.checks
+    assert family is not None, f"{spec.name} has no checks"
+    specs = [dg.AssetCheckSpec(name, asset=spec.key, description=text, partitions_def=partitions_def)
+             for name, text in family.descriptions.items()]
+
+    @dg.multi_asset_check(specs=specs, can_subset=True, name=f"{spec.name}_checks")
+    def _checks(context: dg.AssetCheckExecutionContext, marketdata: MarketDataResource) -> Iterator:
+        selected = {k.name for k in context.selected_asset_check_keys}
+        grouped = run_partitions(f"{spec.name} checks", context.partition_keys)
+        runtime = marketdata.runtime()
+        failed = 0
+        for symbol, days in grouped.items():
+            verdicts = family.evaluate(runtime, symbol, days, selected)
+            evals, statuses, passed_gaps = evaluations(spec, symbol, days, verdicts)
+            yield from evals
+            failed += sum(status == CheckStatus.FAILED for status in statuses.values())
+            record_check_status(runtime.engine, spec.ledger_dataset, symbol, spec.interval, statuses, passed_gaps)
+        context.log.info(f"{spec.name}: checked {len(context.partition_keys)} partition(s), {failed} failed")
+
+    return _checks
+
+
+def evaluations(spec: DailyDatasetSpec, symbol: str, days: Sequence[date], verdicts: Verdicts
+                ) -> tuple[list[dg.AssetCheckEvaluation], dict[date, CheckStatus], set[date]]:
+    """(evaluations, worst status per day, days whose `gaps` check passed) of one symbol's verdicts."""
+    out: list[dg.AssetCheckEvaluation] = []
+    statuses: dict[date, CheckStatus] = {}
+    passed_gaps: set[date] = set()
+    family = spec.checks
+    assert family is not None
+    names = [name for name in family.descriptions if name in verdicts]
+    for day in days:
+        pk = str(partition_key(day, symbol))
+        worst = CheckStatus.PASSED
+        for name in names:
+            verdict = verdicts[name][day]
+            warn = name in family.warn_only
+            out.append(dg.AssetCheckEvaluation(
+                asset_key=spec.key, check_name=name, passed=verdict.passed,
+                metadata={"status": str(verdict.status), **verdict.metadata},
+                severity=dg.AssetCheckSeverity.WARN if warn else dg.AssetCheckSeverity.ERROR,
+                description=f"{pk}: {verdict.description}", partition=pk,
+            ))
+            if verdict.status == CheckStatus.FAILED and not warn:
+                worst = CheckStatus.FAILED
+            elif verdict.status != CheckStatus.PASSED and worst == CheckStatus.PASSED:
+                worst = CheckStatus.WARNING
+            if name == GAP_CHECK and verdict.passed:
+                passed_gaps.add(day)
+        statuses[day] = worst
+    return out, statuses, passed_gaps
