@@ -12,7 +12,7 @@ from datetime import date
 import dagster as dg
 
 from marketdata_assets.defs.constants import GAP_CHECK
-from marketdata_assets.defs.datasets.metadata import summed_sources
+from marketdata_assets.defs.datasets.metadata import with_details, with_range_details
 from marketdata_assets.defs.datasets.spec import CheckFamily, DailyDatasetSpec
 from marketdata_assets.ingest.agg_trades import DATASET, AggTradeLoader, check_day
 from marketdata_assets.ingest.contract import DayResult
@@ -24,31 +24,11 @@ GAP_DESCRIPTION = ("Id continuity: the day's trades are every id from its first 
                    "them at load); a missing id fails and the partition is re-run.")
 
 
-def day_metadata(result: DayResult) -> dict:
-    meta = {
-        "status": str(result.status),
-        "dagster/row_count": result.stored_rows,
-        "expected_rows": result.expected_rows,
+def _details(result: DayResult) -> dict:
+    return {
         "first_id": result.details.get("first_id", -1),
         "last_id": result.details.get("last_id", -1),
-        "sources": dg.MetadataValue.json(dict(result.sources)),
-        "archive_checksum": result.archive_checksum or "",
         "id_gaps": dg.MetadataValue.json([[g.start_id, g.end_id] for g in result.gaps[:50]]),
-        "corrections": dg.MetadataValue.json(result.corrections),
-    }
-    if result.notes:
-        meta["notes"] = dg.MetadataValue.text("\n".join(result.notes))
-    if result.error:
-        meta["error"] = dg.MetadataValue.text(result.error)
-    return meta
-
-
-def summary(results: list[DayResult]) -> dict:
-    return {
-        "partitions": len(results),
-        "dagster/row_count": sum(r.stored_rows for r in results),
-        "sources": summed_sources(r.sources for r in results),
-        "corrections": dg.MetadataValue.json([c for r in results for c in r.corrections][:50]),
     }
 
 
@@ -71,8 +51,8 @@ def agg_trades_spec() -> DailyDatasetSpec:
                     "figures in `partition_ledger`.",
         loader=lambda runtime: AggTradeLoader(runtime.engine, runtime.rest, runtime.archive),
         checks=CheckFamily({GAP_CHECK: GAP_DESCRIPTION}, check_days),
-        day_metadata=day_metadata,
-        summary=lambda results, _loader: summary(results),
+        day_metadata=with_details(_details),
+        summary=with_range_details(),
         days_per_run=AGG_DAYS_PER_RUN,
         repair_sensor="gap_repair_agg_trades",
     )

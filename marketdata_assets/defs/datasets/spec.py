@@ -9,32 +9,18 @@ datasets are further specs with their own `exchange`, not a fork of this code.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Protocol
+from typing import Any
 
 import dagster as dg
 
 from marketdata_assets.defs.constants import BINANCE_POOL, EXCHANGE_INFO_KEY
+from marketdata_assets.ingest.contract import DailyLoader
 from marketdata_assets.validation.kline_checks import DayCheck
 
 BINANCE = "binance"
-
-
-class DayOutcome(Protocol):
-    """What the factory reads of a loader's per-day result."""
-
-    symbol: str
-    day: date
-    status: str
-    error: str | None
-
-
-class DailyLoader(Protocol):
-    """One day-by-day load: one result per day, in day order (see ingest/)."""
-
-    def load(self, symbol: str, days: Sequence[date]) -> Sequence[Any]: ...
 
 
 #: verdicts of the selected checks for one symbol's days: check name -> day -> verdict

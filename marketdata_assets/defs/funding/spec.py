@@ -12,7 +12,7 @@ import dagster as dg
 
 from marketdata_assets.binance.intervals import DAY_MS, day_start_ms
 from marketdata_assets.defs.constants import GAP_CHECK
-from marketdata_assets.defs.datasets.metadata import summed_sources
+from marketdata_assets.defs.datasets.metadata import with_details, with_range_details
 from marketdata_assets.defs.datasets.spec import CheckFamily, DailyDatasetSpec
 from marketdata_assets.defs.partitions import partition_key
 from marketdata_assets.ingest.contract import DayResult
@@ -28,27 +28,13 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
 
 
-def day_metadata(result: DayResult) -> dict:
-    meta = {
-        "status": str(result.status),
-        "dagster/row_count": result.stored_rows,
-        "sources": dg.MetadataValue.json(dict(result.sources)),
-        "archive_checksum": result.archive_checksum or "",
-        "missing_events": dg.MetadataValue.json([_iso(g.start_ms) for g in result.gaps]),
-    }
-    if result.notes:
-        meta["notes"] = dg.MetadataValue.text("\n".join(result.notes))
-    return meta
+def _details(result: DayResult) -> dict:
+    return {"missing_events": dg.MetadataValue.json([_iso(g.start_ms) for g in result.gaps])}
 
 
-def summary(results: list[DayResult]) -> dict:
-    return {
-        "partitions": len(results),
-        "dagster/row_count": sum(r.stored_rows for r in results),
-        "sources": summed_sources(r.sources for r in results),
-        "missing_events": dg.MetadataValue.json(
-            {str(partition_key(r.day, r.symbol)): [_iso(g.start_ms) for g in r.gaps] for r in results if r.gaps}),
-    }
+def _range_details(results) -> dict:
+    return {"missing_events": dg.MetadataValue.json(
+        {str(partition_key(r.day, r.symbol)): [_iso(g.start_ms) for g in r.gaps] for r in results if r.gaps})}
 
 
 def check_days(runtime, symbol: str, days: list[date], selected: set[str]) -> dict:
@@ -66,8 +52,8 @@ def funding_spec(days_per_run: int) -> DailyDatasetSpec:
                     "unarchived months). Rows in `funding_rates`, per-day figures in `partition_ledger`.",
         loader=lambda runtime: FundingLoader(runtime.engine, runtime.rest, runtime.archive),
         checks=CheckFamily({GAP_CHECK: GAP_DESCRIPTION}, check_days),
-        day_metadata=day_metadata,
-        summary=lambda results, _loader: summary(results),
+        day_metadata=with_details(_details),
+        summary=with_range_details(_range_details),
         days_per_run=days_per_run,
         repair_sensor="gap_repair_funding_rates",
     )

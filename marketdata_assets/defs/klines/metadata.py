@@ -45,55 +45,33 @@ def preview(frame: pd.DataFrame, head: int = 3, tail: int = 2) -> dg.MarkdownMet
     return dg.MetadataValue.md(markdown_table(frame))
 
 
-def _timestamp(value: Any) -> dg.MetadataValue | None:
-    return dg.MetadataValue.timestamp(value) if value is not None else None
-
-
-def day_metadata(result: DayResult) -> dict[str, Any]:
-    """Everything the UI shows for one partition: rows, source mix, checksum, open times, gaps by class."""
-    meta: dict[str, Any] = {
-        "status": str(result.status),
-        "dagster/row_count": result.stored_rows,
-        "expected_rows": result.expected_rows,
-        "sources": dg.MetadataValue.json(dict(result.sources)),
-        "archive_checksum": result.archive_checksum or "",
-        "gap_bars": dg.MetadataValue.json(gap_bars_by_class([result])),
-        "gaps": dg.MetadataValue.json([g.as_dict() for g in result.gaps][:MAX_GAPS_LISTED]),
-    }
-    for key, value in (("first_open_time", result.first_time), ("last_open_time", result.last_time)):
-        stamp = _timestamp(value)
-        if stamp is not None:
-            meta[key] = stamp
-    if result.notes:
-        meta["notes"] = dg.MetadataValue.text("\n".join(result.notes))
-    if result.error:
-        meta["error"] = dg.MetadataValue.text(result.error)
-    return meta
-
-
-def range_metadata(results: Sequence[DayResult], written: dict[str, int]) -> dict[str, Any]:
-    """The materialization's summary of a range run (each day also gets its own observation)."""
-    sources: Counter[str] = Counter()
-    for result in results:
-        sources.update(result.sources)
-    firsts = [r.first_time for r in results if r.first_time is not None]
-    lasts = [r.last_time for r in results if r.last_time is not None]
-    gaps = [
-        {"day": r.day.isoformat(), "symbol": r.symbol, **g.as_dict()}
-        for r in results for g in r.gaps if g.cls != OUT_OF_RANGE
-    ]
-    meta: dict[str, Any] = {
-        "partitions": len(results),
-        "days_by_status": dg.MetadataValue.json(dict(Counter(str(r.status) for r in results))),
-        "dagster/row_count": sum(r.stored_rows for r in results),
-        "expected_rows": sum(r.expected_rows for r in results),
-        "sources": dg.MetadataValue.json(dict(sources)),
-        "rows_written": dg.MetadataValue.json(dict(written)),
-        "gap_bars": dg.MetadataValue.json(gap_bars_by_class(results)),
-        "gaps": dg.MetadataValue.json(gaps[:MAX_GAPS_LISTED]),
-    }
+def _open_times(firsts: Sequence[Any], lasts: Sequence[Any]) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
     if firsts:
         meta["first_open_time"] = dg.MetadataValue.timestamp(min(firsts))
     if lasts:
         meta["last_open_time"] = dg.MetadataValue.timestamp(max(lasts))
     return meta
+
+
+def kline_details(result: DayResult) -> dict[str, Any]:
+    """A day's own kline figures: gaps by class, the gaps, first and last open time."""
+    return {
+        "gap_bars": dg.MetadataValue.json(gap_bars_by_class([result])),
+        "gaps": dg.MetadataValue.json([g.as_dict() for g in result.gaps][:MAX_GAPS_LISTED]),
+        **_open_times([t for t in (result.first_time,) if t is not None],
+                      [t for t in (result.last_time,) if t is not None]),
+    }
+
+
+def kline_range_details(results: Sequence[DayResult], written: dict[str, int]) -> dict[str, Any]:
+    """A range run's kline figures: rows written, gaps by class, the gaps that matter, open time span."""
+    gaps = [{"day": r.day.isoformat(), "symbol": r.symbol, **g.as_dict()}
+            for r in results for g in r.gaps if g.cls != OUT_OF_RANGE]
+    return {
+        "rows_written": dg.MetadataValue.json(dict(written)),
+        "gap_bars": dg.MetadataValue.json(gap_bars_by_class(results)),
+        "gaps": dg.MetadataValue.json(gaps[:MAX_GAPS_LISTED]),
+        **_open_times([r.first_time for r in results if r.first_time is not None],
+                      [r.last_time for r in results if r.last_time is not None]),
+    }

@@ -17,8 +17,9 @@ import dagster as dg
 from marketdata_assets.binance.intervals import day_start_ms
 from marketdata_assets.binance.kline_kinds import KLINE_KINDS, PRICE_KLINE_KINDS, TRADE_KLINES, KlineKind
 from marketdata_assets.defs.constants import TAG_INTERVAL, kline_asset_key
+from marketdata_assets.defs.datasets.metadata import range_metadata, with_details
 from marketdata_assets.defs.datasets.spec import CheckFamily, DailyDatasetSpec
-from marketdata_assets.defs.klines.metadata import day_metadata, preview, range_metadata
+from marketdata_assets.defs.klines.metadata import kline_details, kline_range_details, preview
 from marketdata_assets.validation import kline_checks as kc
 
 PRICE_KLINE_INTERVALS = ("1m", "1h")
@@ -91,8 +92,9 @@ def kline_spec(kind_name: str, interval: str, days_per_run: int) -> DailyDataset
         description=description,
         loader=lambda runtime: runtime.kline_loader(interval, kind.name),
         checks=kline_check_family(kind, interval),
-        day_metadata=day_metadata,
-        summary=lambda results, loader: range_metadata(results, dict(loader.written)),
+        day_metadata=with_details(kline_details),
+        summary=lambda results, loader: range_metadata(
+            results, lambda rs: kline_range_details(rs, dict(loader.written))),
         extra_metadata=_preview(kind, interval),
         days_per_run=days_per_run, tags=tags, metadata=metadata,
         repair_sensor=REPAIR_SENSOR.get(kind.name, PRICE_REPAIR_SENSOR),

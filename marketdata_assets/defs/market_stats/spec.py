@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 import dagster as dg
 
 from marketdata_assets.defs.constants import GAP_CHECK
+from marketdata_assets.defs.datasets.metadata import with_details, with_range_details
 from marketdata_assets.defs.datasets.spec import CheckFamily, DailyDatasetSpec
 from marketdata_assets.ingest.contract import DayResult
 from marketdata_assets.ingest.market_stats import BOOK_DEPTH, METRICS, StatsDataset, StatsLoader, check_day, window
@@ -33,32 +34,14 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
 
 
-def day_metadata(result: DayResult) -> dict:
+def _details(result: DayResult) -> dict:
     meta = {
-        "status": str(result.status),
-        "dagster/row_count": result.stored_rows,
-        "expected_rows": result.expected_rows,
         "stamps": result.details.get("stamps", 0),
-        "archive_checksum": result.archive_checksum or "",
         "archive_gaps": dg.MetadataValue.json([[_iso(g.start_ms), _iso(g.end_ms)] for g in result.gaps[:50]]),
-        "corrections": dg.MetadataValue.json(result.corrections),
     }
     if result.details.get("bands"):
         meta["bands"] = result.details["bands"]
-    if result.notes:
-        meta["notes"] = dg.MetadataValue.text("\n".join(result.notes))
-    if result.error:
-        meta["error"] = dg.MetadataValue.text(result.error)
     return meta
-
-
-def summary(results: list[DayResult]) -> dict:
-    return {
-        "partitions": len(results),
-        "dagster/row_count": sum(r.stored_rows for r in results),
-        "expected_rows": sum(r.expected_rows for r in results),
-        "corrections": dg.MetadataValue.json([c for r in results for c in r.corrections][:50]),
-    }
 
 
 def _check_days(dataset: StatsDataset):
@@ -82,8 +65,8 @@ def stats_spec(dataset: StatsDataset) -> DailyDatasetSpec:
         description=DESCRIPTIONS[dataset.name],
         loader=lambda runtime: StatsLoader(runtime.engine, runtime.rest, runtime.archive, dataset=dataset),
         checks=CheckFamily({GAP_CHECK: GAP_DESCRIPTION}, _check_days(dataset)),
-        day_metadata=day_metadata,
-        summary=lambda results, _loader: summary(results),
+        day_metadata=with_details(_details),
+        summary=with_range_details(),
         days_per_run=DAYS_PER_RUN,
         metadata={"archive_type": dataset.data_type},
         repair_sensor=f"gap_repair_{dataset.name}",
