@@ -8,7 +8,6 @@ Prints, in this order:
    rate beside it (if that is not well above ours, the simulator is the limit);
 3. reconnect time after a dropped connection: drop -> first message on the new socket (target < 1 s);
 4. peak resident memory.
-`--thread-writes` and `--pipelined-writer` select the writer's other modes, for comparison.
 
 With `--soak-minutes N [--rate 2000]` it instead runs the sidecar for N minutes at `rate` messages/s
 (aggregate trades, plus klines, depth, mark price and tickers at their natural rates) and prints the
@@ -90,8 +89,7 @@ async def wait_for(predicate, timeout: float = 30.0) -> None:
 
 
 async def run(url: str, database_url: str, seconds: float, n_symbols: int, spool: Path,
-              skip_throughput: bool = False, offered: float = 80_000, pipelined: bool = False,
-              thread_writes: bool = False) -> None:
+              skip_throughput: bool = False, offered: float = 80_000) -> None:
     symbols = [s["symbol"] for s in httpx.get(f"{url}/fapi/v1/exchangeInfo").json()["symbols"]
                if s["status"] == "TRADING" and s["contractType"] == "PERPETUAL"][:n_symbols]
     settings = Settings.from_env(env={}, fapi_url=url, ws_url=url.replace("http://", "ws://"),
@@ -99,8 +97,7 @@ async def run(url: str, database_url: str, seconds: float, n_symbols: int, spool
     engine = make_engine(database_url)
     create_tables(engine)
     service = MarketDataService(settings, symbols=symbols, data_types=["trade"], engine=engine,
-                                spool_dir=spool, migrate=False, pipelined_writes=pipelined,
-                                async_small_writes=not thread_writes)
+                                spool_dir=spool, migrate=False)
     latencies: list[float] = []
     recording = False
 
@@ -261,10 +258,6 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=8)
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--offered", type=float, default=80_000, help="synthetic messages/s offered")
-    parser.add_argument("--pipelined-writer", action="store_true",
-                        help="two writer connections with pipelined commits (BatchWriter(pipelined=True))")
-    parser.add_argument("--thread-writes", action="store_true",
-                        help="every batch through the worker thread (no small batches from the loop)")
     parser.add_argument("--soak-minutes", type=float, default=0.0,
                         help="run the memory soak for this many minutes instead of the other figures")
     parser.add_argument("--rate", type=float, default=2_000, help="aggregate trades/s during the soak")
@@ -277,7 +270,7 @@ def main() -> None:
             asyncio.run(soak(url, database_url, args.soak_minutes, args.rate, args.symbols, spool))
         else:
             asyncio.run(run(url, database_url, args.seconds, args.symbols, spool, args.skip_throughput,
-                            args.offered, args.pipelined_writer, args.thread_writes))
+                            args.offered))
 
 
 if __name__ == "__main__":

@@ -100,27 +100,74 @@ class EventBus:
             log.error("async event handler failed: %r", task.exception())
 
 
+class NotifyBatch:
+    """Events of one topic packed into NOTIFY payloads below PostgreSQL's size limit (fewer, larger
+    notifications: each costs the listener a wake-up)."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self._items: list[bytes] = []
+        self._size = 0
+
+    def add(self, event: dict[str, Any]) -> bytes | None:
+        """Add one event; returns the full payload it pushed out, if any."""
+        item = orjson.dumps(event)
+        if len(item) > NOTIFY_LIMIT - 64:
+            log.debug("event of %d bytes too large for NOTIFY: skipped", len(item))
+            return None
+        full = self.take() if self._size + len(item) + 64 > NOTIFY_LIMIT else None
+        self._items.append(item)
+        self._size += len(item) + 1
+        return full
+
+    def take(self) -> bytes | None:
+        """The payload of the events added since the last one (None when there are none)."""
+        if not self._items:
+            return None
+        payload = b'{"topic":"%s","events":[%s]}' % (self.topic.encode(), b",".join(self._items))
+        self._items, self._size = [], 0
+        return payload
+
+
 def notify_payloads(kind: str, rows: list[tuple]) -> list[bytes]:
     """NOTIFY payloads (each < 7000 bytes) carrying these committed rows as events."""
     if kind not in KIND_TOPICS:
         return []
-    topic = KIND_TOPICS[kind][0]
-    payloads: list[bytes] = []
-    chunk: list[bytes] = []
-    size = 0
-    for row in rows:
-        item = orjson.dumps(event_from_row(kind, row))
-        if len(item) > NOTIFY_LIMIT - 64:
-            log.debug("event of %d bytes too large for NOTIFY: skipped", len(item))
-            continue
-        if size + len(item) + 64 > NOTIFY_LIMIT and chunk:
-            payloads.append(b'{"topic":"%s","events":[%s]}' % (topic.encode(), b",".join(chunk)))
-            chunk, size = [], 0
-        chunk.append(item)
-        size += len(item) + 1
-    if chunk:
-        payloads.append(b'{"topic":"%s","events":[%s]}' % (topic.encode(), b",".join(chunk)))
-    return payloads
+    batch = NotifyBatch(KIND_TOPICS[kind][0])
+    payloads = [payload for row in rows if (payload := batch.add(event_from_row(kind, row))) is not None]
+    last = batch.take()
+    return payloads if last is None else [*payloads, last]
+
+
+class NotifyPublisher:
+    """Every event of a bus sent as `NOTIFY market_data` on its own connection, batched per topic: how
+    `marketdata replay --notify` reaches other processes' `listen_postgres`."""
+
+    def __init__(self, conninfo: str) -> None:
+        self.conn = psycopg.connect(conninfo, autocommit=True)
+        self._batches: dict[str, NotifyBatch] = {}
+
+    def attach(self, bus: EventBus) -> None:
+        for topic in TOPICS:
+            bus.subscribe(topic, lambda event, topic=topic: self.publish(topic, event))
+
+    def publish(self, topic: str, event: dict[str, Any]) -> None:
+        batch = self._batches.get(topic)
+        if batch is None:
+            batch = self._batches[topic] = NotifyBatch(topic)
+        self._send(batch.add(event))
+
+    def flush(self) -> None:
+        for batch in self._batches.values():
+            self._send(batch.take())
+
+    def close(self) -> None:
+        self.flush()
+        self.conn.close()
+
+    def _send(self, payload: bytes | None) -> None:
+        if payload is not None:
+            self.conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload.decode()))
 
 
 async def listen_postgres(conninfo: str, bus: EventBus, ready: asyncio.Event | None = None) -> None:

@@ -59,8 +59,7 @@ class MarketDataService:
                  streams_per_connection: int = MAX_STREAMS_PER_CONNECTION, batch_size: int = 2000,
                  max_pending: int = 20_000, linger_s: float = 0.0005, rest: Any = None, engine: Any = None,
                  migrate: bool = True, check_symbols: bool = True, backoff_base_s: float = 0.05,
-                 freeze_gc: bool = True, pipelined_writes: bool = False,
-                 switch_interval_s: float | None = 0.001, async_small_writes: bool = True) -> None:
+                 freeze_gc: bool = True, switch_interval_s: float | None = 0.001) -> None:
         self.settings = settings
         self.interval = interval or settings.default_interval
         self.metrics = Metrics()
@@ -91,8 +90,7 @@ class MarketDataService:
             spool = Path(spool_dir) if spool_dir else Path(tempfile.gettempdir()) / "marketdata-stream-spool"
             self.writer = BatchWriter(
                 StreamStore(self.engine), spool, metrics=self.metrics, batch_size=batch_size,
-                max_pending=max_pending, linger=linger_s, pipelined=pipelined_writes, async_small=async_small_writes,
-                notify=notify_payloads if settings.publish_events else None)
+                max_pending=max_pending, linger=linger_s, notify=notify_payloads if settings.publish_events else None)
         sink = self.writer.put if self.writer is not None else None
         self.books = BookManager(self._snapshot, sink, depth=settings.default_depth, interval=book_interval_s,
                                  metrics=self.metrics, publish=self.bus.publish_row)

@@ -1,7 +1,9 @@
-"""Synchronous database side of the writer: one batch of normalised rows -> one committed transaction.
+"""The database side of the writer: one batch of normalised rows -> one committed transaction.
 
-Runs in the writer's worker thread (never on the event loop). Rows are plain tuples of str/int/bool/None
-so that a batch can also be spooled to disk as JSON and replayed unchanged.
+Owns every connection the writer uses: one psycopg connection for the worker thread (`write`, `ping`),
+and on PostgreSQL `ASYNC_SLOTS` async connections for small batches sent from the event loop
+(`write_small`). Rows are plain tuples of str/int/bool/None so that a batch can also be spooled to disk
+as JSON and replayed unchanged.
 
 PostgreSQL: COPY into a temporary staging table, then `INSERT ... SELECT ... ON CONFLICT DO NOTHING`
 (PERFORMANCE.md: the fastest idempotent path for exact NUMERIC values); times travel as epoch ms and
@@ -15,8 +17,10 @@ isolated; the good rows are stored. A batch it cannot take because it is unreach
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -95,30 +99,28 @@ class _Refused(Exception):
     """The database refused some row of a combined transaction (rolled back; isolate kind by kind)."""
 
 
-def _noop() -> None:
-    return None
-
-
 # Up to this many rows a batch goes out as INSERT ... unnest + COMMIT in one round trip (latency: the
 # quiet case); above it, COPY through staging tables (throughput: text COPY parses faster than arrays).
 SMALL_BATCH = 500
 # Kinds that go through COPY into a staging table (PostgreSQL); one transaction carries all of them.
 COPY_KINDS = frozenset(KINDS) - {"gaps"}
 CONTENT_ERRORS = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError, ValueError, TypeError)
+# Async connections for small batches: one batch in flight on each, so the next can go out while the
+# previous one's COMMIT waits for its WAL flush.
+ASYNC_SLOTS = 2
 
 
 class StreamStore:
-    """Writes batches; owns one psycopg connection on PostgreSQL (used from one thread at a time)."""
-
-    def twin(self) -> StreamStore:
-        """A second store on the same engine (its own connection): the writer's pipelined partner."""
-        return StreamStore(self.engine, repository_factory=self._repository_factory)
+    """Writes batches; owns the worker thread's psycopg connection and the loop's async connections."""
 
     def __init__(self, engine: Engine, *, repository_factory: Callable[[Engine], Any] | None = None) -> None:
         self.engine = engine
         self.is_postgres = engine.dialect.name == "postgresql"
         self._fairy: Any = None
         self._conn: psycopg.Connection | None = None
+        # The thread connection is also read from the loop's helper thread (`conninfo`): one user at a time.
+        self._lock = threading.RLock()
+        self._aconns: list[psycopg.AsyncConnection | None] = [None] * ASYNC_SLOTS
         self._staged: set[str] = set()
         self._unnest_cache: dict[str, sql.Composed] = {}
         self._repository_factory = repository_factory
@@ -139,32 +141,35 @@ class StreamStore:
         return self._conn
 
     def conninfo(self) -> str:
-        """Connection string of this store's connection (with its options, e.g. search_path): for the
-        writer's async connection to the same database as the same user."""
-        try:
-            info = self._connection().info
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            self.close()
-            raise DatabaseUnavailable(str(exc).strip()) from exc
-        return make_conninfo(info.dsn, password=info.password) if info.password else info.dsn
+        """Connection string of the thread connection (with its options, e.g. search_path): the async
+        connections go to the same database as the same user."""
+        with self._lock:
+            try:
+                info = self._connection().info
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                self.close()
+                raise DatabaseUnavailable(str(exc).strip()) from exc
+            return make_conninfo(info.dsn, password=info.password) if info.password else info.dsn
 
     def close(self) -> None:
-        """Drop the connection (after an error it is invalidated, not returned to the pool)."""
-        if self._fairy is not None:
-            with contextlib.suppress(Exception):  # the connection is already broken
-                self._fairy.invalidate()
-        self._fairy = None
-        self._conn = None
+        """Drop the thread connection (after an error it is invalidated, not returned to the pool)."""
+        with self._lock:
+            if self._fairy is not None:
+                with contextlib.suppress(Exception):  # the connection is already broken
+                    self._fairy.invalidate()
+            self._fairy = None
+            self._conn = None
 
     def ping(self) -> None:
         """Raise DatabaseUnavailable unless a trivial query succeeds."""
         if self.is_postgres:
-            try:
-                self._connection().execute("SELECT 1")
-                self._conn.commit()  # type: ignore[union-attr]
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                self.close()
-                raise DatabaseUnavailable(str(exc).strip()) from exc
+            with self._lock:
+                try:
+                    self._connection().execute("SELECT 1")
+                    self._conn.commit()  # type: ignore[union-attr]
+                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                    self.close()
+                    raise DatabaseUnavailable(str(exc).strip()) from exc
         else:
             try:
                 with self.engine.connect() as connection:
@@ -174,50 +179,42 @@ class StreamStore:
 
     # ------------------------------------------------------------------ batches
 
-    def write(self, batch: dict[str, list[Row]], notify: Callable[[str, list[Row]], list[bytes]] | None = None,
-              *, previous: Callable[[], None] | None = None, inserted: Callable[[], None] | None = None
+    def write(self, batch: dict[str, list[Row]], notify: Callable[[str, list[Row]], list[bytes]] | None = None
               ) -> dict[str, int]:
         """Store one batch (all kinds); returns rows stored per kind. Bad rows land in `self.rejected`.
 
         PostgreSQL: every COPY kind of the batch in one transaction (one commit, one WAL flush), then
         klines, then gap rows (a gap's state is committed after the data that filled it).
-        For pipelined writers on two connections: `inserted()` is called once this batch's COPY
-        statements are done (the next batch may start its own: it can wait on our rows' locks, never we
-        on its), and `previous()` before this batch's first commit (commits stay in batch order; it may
-        raise DatabaseUnavailable when the previous batch went to the spool).
         """
+        with self._lock:
+            return self._write(batch, notify)
+
+    def _write(self, batch: dict[str, list[Row]], notify: Callable[[str, list[Row]], list[bytes]] | None
+               ) -> dict[str, int]:
         self.rejected = []
         written: dict[str, int] = {}
-        wait_previous = previous or _noop
-        done_inserting = inserted or _noop
-        try:
-            bulk = [k for k, rows in batch.items() if rows and k in COPY_KINDS] if self.is_postgres else []
-            if bulk:
-                try:
-                    if previous is None and sum(len(batch[kind]) for kind in bulk) <= SMALL_BATCH:
-                        self._insert_small(bulk, batch)
-                    else:
-                        self._copy_together(bulk, batch, wait_previous, done_inserting)
-                    written.update((kind, len(batch[kind])) for kind in bulk)
-                except _Refused:
-                    pass  # rolled back; the loop below isolates the bad rows
-            wait_previous()
-            for kind, rows in batch.items():
-                if rows and kind not in written and kind not in (KLINES, "gaps"):
-                    written[kind] = self._write_isolating(kind, rows)
-            done_inserting()
-            if batch.get(KLINES):
-                written[KLINES] = self._write_klines(batch[KLINES])
-            if batch.get("gaps"):
-                written["gaps"] = self._write_isolating("gaps", batch["gaps"])
-        finally:
-            done_inserting()
+        bulk = [k for k, rows in batch.items() if rows and k in COPY_KINDS] if self.is_postgres else []
+        if bulk:
+            try:
+                if sum(len(batch[kind]) for kind in bulk) <= SMALL_BATCH:
+                    self._insert_small(bulk, batch)
+                else:
+                    self._copy_together(bulk, batch)
+                written.update((kind, len(batch[kind])) for kind in bulk)
+            except _Refused:
+                pass  # rolled back; the loop below isolates the bad rows
+        for kind, rows in batch.items():
+            if rows and kind not in written and kind not in (KLINES, "gaps"):
+                written[kind] = self._write_isolating(kind, rows)
+        if batch.get(KLINES):
+            written[KLINES] = self._write_klines(batch[KLINES])
+        if batch.get("gaps"):
+            written["gaps"] = self._write_isolating("gaps", batch["gaps"])
         if notify is not None and self.is_postgres:
             self._notify(batch, notify)
         return written
 
-    def _copy_together(self, kinds: list[str], batch: dict[str, list[Row]], wait_previous: Callable[[], None],
-                       done_inserting: Callable[[], None]) -> None:
+    def _copy_together(self, kinds: list[str], batch: dict[str, list[Row]]) -> None:
         """COPY + INSERT of several kinds in one transaction; _Refused (rolled back) on a content error."""
         try:
             conn = self._connection()
@@ -226,15 +223,10 @@ class StreamStore:
             with conn.cursor() as cursor:
                 for kind in kinds:
                     self._copy_rows(cursor, kind, batch[kind])
-            done_inserting()
-            wait_previous()
             conn.commit()
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self.close()
             raise DatabaseUnavailable(str(exc).strip()) from exc
-        except DatabaseUnavailable:
-            self._rollback()
-            raise
         except CONTENT_ERRORS as exc:
             self._rollback()
             raise _Refused(str(exc)) from exc
@@ -311,6 +303,51 @@ class StreamStore:
         except (psycopg.Error, ValueError, TypeError) as exc:
             self._rollback()
             raise _Refused(str(exc)) from exc
+
+    # ------------------------------------------------------------------ small batches from the event loop
+
+    def fits_small(self, batch: dict[str, list[Row]]) -> bool:
+        """Whether `write_small` may take the batch: PostgreSQL, insert-only kinds, at most SMALL_BATCH rows
+        (insert-only, so the order of two small commits does not change what is stored)."""
+        return (self.is_postgres and batch.keys() <= COPY_KINDS
+                and sum(len(rows) for rows in batch.values()) <= SMALL_BATCH)
+
+    async def write_small(self, batch: dict[str, list[Row]], slot: int) -> dict[str, int] | None:
+        """The batch in one round trip from the event loop on async connection `slot` (no hand-off to a
+        worker thread: on a busy 2-core machine every thread wake-up costs milliseconds of latency).
+
+        Returns rows stored per kind, or None when nothing was committed: the caller then writes the
+        batch with `write`, which finds out whether the database is away or isolates the refused rows.
+        """
+        conn = self._aconns[slot]
+        try:
+            if conn is None or conn.closed:
+                conninfo = await asyncio.to_thread(self.conninfo)
+                conn = self._aconns[slot] = await psycopg.AsyncConnection.connect(conninfo, connect_timeout=5)
+            async with conn.pipeline(), conn.cursor() as cursor:
+                for kind, rows in batch.items():
+                    await cursor.execute(self.unnest_sql(kind), [list(c) for c in zip(*rows, strict=True)])
+                await conn.commit()
+        except (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable):
+            await self.close_async(slot)
+            return None
+        except (psycopg.Error, ValueError, TypeError):
+            conn = self._aconns[slot]
+            if conn is not None and not conn.closed:
+                try:
+                    await conn.rollback()
+                except psycopg.Error:
+                    await self.close_async(slot)
+            return None
+        return {kind: len(rows) for kind, rows in batch.items()}
+
+    async def close_async(self, slot: int | None = None) -> None:
+        """Close one async connection, or all of them."""
+        for index in range(ASYNC_SLOTS) if slot is None else (slot,):
+            conn, self._aconns[index] = self._aconns[index], None
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close()
 
     def _ensure_stage(self, conn: psycopg.Connection, kind: str) -> None:
         if kind in self._staged:

@@ -1,29 +1,18 @@
 """The batch writer: a bounded buffer between the connections and the database.
 
 Shape (the cryptofeed split, with the known holes closed): connection handlers decode and normalise,
-then `await writer.put(kind, row)`; one writer task takes everything buffered, in a worker thread
-writes it as one transaction (`StreamStore.write`), and loops.
+then `await writer.put(kind, row)`; one writer task takes everything buffered, hands it to the store as
+one batch, and loops. The writer knows no database: `StreamStore` owns every connection.
 - Bounded memory: at most `max_pending` rows wait; `put` then blocks its connection until the writer
   catches up (backpressure into the socket instead of an ever-growing queue, PERFORMANCE.md).
 - Batch by size and time: the writer starts as soon as `batch_size` rows wait, or `linger` seconds
   after the first row; while a transaction runs, rows accumulate, so batches grow under load by
   themselves (throughput) and stay tiny when quiet (latency).
-- Pipelined commits (PostgreSQL, `pipelined=True`; off by default): two connections take batches
-  in turn. While one batch's COMMIT waits for its WAL flush (~5-10 ms a transaction, PERFORMANCE.md),
-  the next batch is already being COPYed on the other connection; it starts its inserts only once the previous batch's
-  inserts are done (so the earlier batch never waits on the later one's row locks) and commits only
-  after the previous batch is committed (commit order = batch order, as with one connection: gap rows
-  still land after the data that filled them). A batch arriving mid-commit no longer waits for that
-  commit and then for its own whole write. Off by default because on the 2-core machine, shared and
-  CPU-bound, it measured no better than one connection (bench/README.md): the extra thread and backend
-  compete for the same two cores that the overlap would free.
-- Small batches on the event loop (PostgreSQL): a batch of up to `store.SMALL_BATCH` rows of the COPY
-  kinds goes out from the loop itself on one of two async connections (one batch in flight on each),
-  INSERT ... unnest and COMMIT in one round trip. No hand-off to a worker thread and back for the
-  GIL: on a busy 2-core machine every wake-up of another thread costs milliseconds of the latency
-  budget. Insert-only kinds, so the order of the two commits does not change what is stored.
-  Anything else (large batches, klines, gaps, a refused row, the database away) waits for both and
-  takes the worker-thread path below.
+- Small batches on the event loop (`StreamStore.fits_small`): handed to `StreamStore.write_small`
+  without waiting, one batch in flight per async slot (the next goes out while the previous commits).
+  Anything else (large batches, klines, gaps, notifications, a refused row, the database away) waits
+  for those in flight and goes to `StreamStore.write` in a worker thread (bench/README.md: measured
+  better than both a thread-only writer and pipelined commits on two thread connections).
 - Database down: the batch goes to the disk spool; every `retry_interval` the writer checks the
   database, replays the spool oldest first, then resumes direct writes.
 - `close()` flushes everything (to the database, or to the spool if it is down).
@@ -40,20 +29,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from streaming.metrics import Metrics
 from streaming.spool import Batch, Spool
-from streaming.store import (
-    COPY_KINDS,
-    EVENT_TIME_INDEX,
-    KINDS,
-    KLINES,
-    SMALL_BATCH,
-    DatabaseUnavailable,
-    Row,
-    StreamStore,
-)
+from streaming.store import ASYNC_SLOTS, EVENT_TIME_INDEX, KINDS, KLINES, DatabaseUnavailable, Row, StreamStore
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +43,12 @@ class BatchWriter:
     def __init__(self, store: StreamStore, spool_dir: str | Path, *, metrics: Metrics | None = None,
                  batch_size: int = 2000, max_pending: int = 50_000, linger: float = 0.002,
                  retry_interval: float = 1.0, notify: Callable[[str, list[Row]], list[bytes]] | None = None,
-                 on_commit: CommitHook | None = None, pipelined: bool = False, async_small: bool = True) -> None:
+                 on_commit: CommitHook | None = None) -> None:
         self.store = store
         # Notifications ride on the thread path (store.write sends them after the commit).
-        self.async_small = async_small and notify is None
-        self._aconns: list[psycopg.AsyncConnection | None] = [None, None]  # two small batches in flight
-        self._afree: list[int] = [0, 1]
-        # The second connection exists only where commits cost a WAL flush worth overlapping.
-        self._stores = [store, store.twin()] if pipelined and store.is_postgres else [store]
-        self._free: list[StreamStore] = list(self._stores)
+        self.async_small = notify is None
+        self._afree: list[int] = list(range(ASYNC_SLOTS))  # async slots without a small batch in flight
         self._inflight: set[asyncio.Task] = set()
-        self._last: tuple[threading.Event, threading.Event] | None = None  # (inserted, done) of the last batch
         self.spool = Spool(spool_dir)
         self.metrics = metrics or Metrics()
         self.batch_size = batch_size
@@ -156,78 +129,17 @@ class BatchWriter:
             if not self._closing and self._pending_rows < self.batch_size:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), self.linger)
-            if len(self._stores) > 1 and self.db_up:
-                await self._dispatch()
-            else:
-                while not self._afree and self._inflight:  # both small-batch connections busy: grow
-                    await asyncio.wait(set(self._inflight), return_when=asyncio.FIRST_COMPLETED)
-                await self._write_pending()
+            while not self._afree and self._inflight:  # every small-batch slot busy: the batch grows
+                await asyncio.wait(set(self._inflight), return_when=asyncio.FIRST_COMPLETED)
+            await self._write_pending()
             if self._closing and not self._pending_rows:
                 await self._drain()
                 return
 
     async def _drain(self) -> None:
-        """Wait for every batch in flight (pipelined or small; before the thread path, recovery, exit)."""
+        """Wait for every small batch in flight (before the thread path, recovery, exit)."""
         while self._inflight:
             await asyncio.wait(set(self._inflight))
-
-    async def _dispatch(self) -> None:
-        """Hand the pending rows to a free connection (waiting while both are busy: the batch grows)."""
-        while not self._free and self._inflight:
-            await asyncio.wait(set(self._inflight), return_when=asyncio.FIRST_COMPLETED)
-        batch = self._take()
-        if not batch:
-            self._progress.set()
-            return
-        store = self._free.pop()
-        previous, mine = self._last, (threading.Event(), threading.Event())
-        self._last = mine
-        rows = sum(len(r) for r in batch.values())
-        task = asyncio.create_task(asyncio.to_thread(self._write_pipelined, store, batch, previous, mine))
-        self._inflight.add(task)
-
-        def finished(done: asyncio.Task) -> None:
-            self._inflight.discard(done)
-            self._free.append(store)
-            self._handled += rows
-            self._progress.set()
-
-        task.add_done_callback(finished)
-
-    def _write_pipelined(self, store: StreamStore, batch: Batch,
-                         previous: tuple[threading.Event, threading.Event] | None,
-                         mine: tuple[threading.Event, threading.Event]) -> None:
-        """Worker thread: one batch on `store`, inserts after the previous batch's, commit after its commit."""
-        inserted, done = mine
-
-        def wait_previous() -> None:
-            if previous is not None:
-                previous[1].wait()
-            if not self.db_up:  # the previous batch went to the spool: keep the order, follow it there
-                raise DatabaseUnavailable("an earlier batch was spooled")
-
-        try:
-            if previous is not None:
-                previous[0].wait()
-            try:
-                self._commit(batch, store, previous=wait_previous, inserted=inserted.set)
-            except DatabaseUnavailable as exc:
-                inserted.set()
-                if previous is not None:
-                    previous[1].wait()
-                with self._db_lock:
-                    if self.db_up:
-                        log.warning("database unavailable (%s): spooling batches to %s", exc, self.spool.directory)
-                        self.db_up = False
-                        self._next_retry = time.monotonic() + self.retry_interval
-                    self._spool(batch)
-        except Exception:  # noqa: BLE001 - neither unreachable nor a refused row: log, keep streaming
-            log.exception("writing a batch of %d rows failed", sum(len(r) for r in batch.values()))
-            for kind, rows in batch.items():
-                self.metrics.rows_rejected.inc(len(rows), TABLE_OF.get(kind, kind))
-        finally:
-            inserted.set()
-            done.set()
 
     def _take(self) -> Batch:
         batch = self._pending
@@ -250,19 +162,20 @@ class BatchWriter:
         self._progress.set()
 
     def _small(self, batch: Batch) -> bool:
-        return (self.async_small and self.store.is_postgres and self.db_up
-                and batch.keys() <= COPY_KINDS and sum(len(rows) for rows in batch.values()) <= SMALL_BATCH)
+        return self.async_small and self.db_up and self.store.fits_small(batch)
 
     def _start_small(self, batch: Batch) -> None:
-        """Write a small batch from the loop on a free async connection, without waiting for it: the
-        next one can go out on the other connection meanwhile (insert-only kinds, so commit order does
-        not change what is stored; anything order-sensitive waits for both, `_drain`)."""
+        """Hand a small batch to the store on a free async slot, without waiting for it: the next one can
+        go out on another slot meanwhile (anything order-sensitive waits for all of them, `_drain`)."""
         slot = self._afree.pop()
 
         async def write() -> None:
             try:
-                if not await self._write_small(batch, slot):
+                written = await self.store.write_small(batch, slot)
+                if written is None:  # nothing committed: the thread path isolates refused rows or spools
                     await asyncio.to_thread(self._write_sync, batch)
+                else:
+                    self._record(batch, written, [])
             finally:
                 self._afree.append(slot)
                 self._handled += sum(len(rows) for rows in batch.values())
@@ -272,45 +185,9 @@ class BatchWriter:
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
-    async def _write_small(self, batch: Batch, slot: int) -> bool:
-        """The batch in one round trip from the loop; False (nothing committed) sends it the thread way."""
-        try:
-            conn = self._aconns[slot]
-            if conn is None or conn.closed:
-                conninfo = await asyncio.to_thread(self._conninfo)
-                conn = self._aconns[slot] = await psycopg.AsyncConnection.connect(conninfo, connect_timeout=5)
-            async with conn.pipeline(), conn.cursor() as cursor:
-                for kind, rows in batch.items():
-                    await cursor.execute(self.store.unnest_sql(kind), [list(c) for c in zip(*rows, strict=True)])
-                await conn.commit()
-        except (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable):
-            await self._close_async(slot)  # the thread path finds out whether the database is away
-            return False
-        except (psycopg.Error, ValueError, TypeError):
-            conn = self._aconns[slot]
-            if conn is not None and not conn.closed:
-                try:
-                    await conn.rollback()
-                except psycopg.Error:
-                    await self._close_async(slot)
-            return False  # the thread path isolates the refused rows
-        self._record(batch, {kind: len(rows) for kind, rows in batch.items()}, [])
-        return True
-
-    def _conninfo(self) -> str:
-        with self._db_lock:
-            return self.store.conninfo()
-
-    async def _close_async(self, slot: int | None = None) -> None:
-        for index in range(len(self._aconns)) if slot is None else (slot,):
-            conn, self._aconns[index] = self._aconns[index], None
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    await conn.close()
-
     def _write_sync(self, batch: Batch) -> None:
         """Worker thread: replay the spool if the database is back, then write (or spool) this batch."""
-        with self._db_lock:  # one thread at a time uses the store's connection and the spool
+        with self._db_lock:  # one thread at a time writes, spools and changes db_up
             self._write_locked(batch)
 
     def _write_locked(self, batch: Batch) -> None:
@@ -341,10 +218,9 @@ class BatchWriter:
         self.spool.append(batch)
         self.metrics.batches_spooled.inc()
 
-    def _commit(self, batch: Batch, store: StreamStore | None = None, **order: Callable[[], None]) -> None:
-        store = store or self.store
-        written = store.write(batch, self.notify, **order)
-        self._record(batch, written, store.rejected)
+    def _commit(self, batch: Batch) -> None:
+        written = self.store.write(batch, self.notify)
+        self._record(batch, written, self.store.rejected)
 
     def _record(self, batch: Batch, written: dict[str, int], rejected: list[tuple[str, Row, str]]) -> None:
         """Metrics and the commit hook for a committed batch (right after its COMMIT returned)."""
@@ -399,7 +275,7 @@ class BatchWriter:
         else:
             await self.flush()
         await self._drain()
-        await self._close_async()
+        await self.store.close_async()
         await asyncio.to_thread(self._finish)
 
     def _finish(self) -> None:
@@ -407,8 +283,7 @@ class BatchWriter:
             if not self.db_up:
                 self._try_recover()
             self.spool.close()
-            for store in self._stores:
-                store.close()
+            self.store.close()
 
     def describe(self) -> dict[str, Any]:
         return {"db_up": self.db_up, "pending_rows": self._pending_rows, "spool_bytes": self.spool.size_bytes(),

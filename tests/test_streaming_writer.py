@@ -111,12 +111,10 @@ def test_rejected_rows_are_isolated_and_the_rest_stored(engine, tmp_path, n):
     assert count(engine, agg_trades) == 997
 
 
-@pytest.mark.parametrize("pipelined", [False, True])
 @async_test
-async def test_writer_batches_and_measures_latency(engine, tmp_path, pipelined):
+async def test_writer_batches_and_measures_latency(engine, tmp_path):
     metrics = Metrics()
-    writer = BatchWriter(StreamStore(engine), tmp_path / "spool", metrics=metrics, batch_size=100,
-                         pipelined=pipelined)
+    writer = BatchWriter(StreamStore(engine), tmp_path / "spool", metrics=metrics, batch_size=100)
     writer.start()
     for i in range(1, 1001):
         await writer.put("agg_trades", trade(i))
@@ -128,13 +126,12 @@ async def test_writer_batches_and_measures_latency(engine, tmp_path, pipelined):
     await writer.close()
 
 
-@pytest.mark.parametrize("pipelined", [False, True])
 @async_test
-async def test_batches_on_two_connections_keep_gap_rows_in_order(engine, tmp_path, pipelined):
-    # Many small batches through two connections (async small batches by default, or pipelined thread
-    # commits): every row once, and each gap's last state wins (a later batch committing before an
-    # earlier one would leave a gap "open" after it was filled).
-    writer = BatchWriter(StreamStore(engine), tmp_path / "spool", batch_size=7, linger=0, pipelined=pipelined)
+async def test_batches_on_two_connections_keep_gap_rows_in_order(engine, tmp_path):
+    # Many small batches through the store's two async connections, large ones through the thread:
+    # every row once, and each gap's last state wins (a later batch committing before an earlier one
+    # would leave a gap "open" after it was filled).
+    writer = BatchWriter(StreamStore(engine), tmp_path / "spool", batch_size=7, linger=0)
     writer.start()
 
     async def taken() -> None:  # the writer has taken what is queued: the next row starts a new batch
@@ -193,14 +190,13 @@ async def test_put_blocks_when_the_buffer_is_full(engine, tmp_path):
     assert count(engine, agg_trades) == 11
 
 
-@pytest.mark.parametrize("pipelined", [False, True])
 @async_test
-async def test_database_away_spools_then_replays(tmp_path, pipelined):
+async def test_database_away_spools_then_replays(tmp_path):
     with pg_database() as (url, name):
         engine = make_engine(url)
         metrics = Metrics()
         writer = BatchWriter(StreamStore(engine), tmp_path / "spool", metrics=metrics, batch_size=50,
-                             retry_interval=0.05, pipelined=pipelined)
+                             retry_interval=0.05)
         writer.start()
         for i in range(1, 101):
             await writer.put("agg_trades", trade(i))

@@ -17,7 +17,7 @@ COMMANDS = {
     "gaps": "marketdata_assets.cli.gaps:gaps_command",
     "stream": "streaming.cli:stream_command",
     "export": "marketdata_assets.cli.export:export_command",
-    "replay": "marketdata_assets.cli.replay:replay_command",
+    "replay": "streaming.replay_cli:replay_command",
 }
 
 

@@ -2,8 +2,9 @@
 
 In this process the events go to the sidecar's EventBus (streaming.replay). To reach other processes:
 `--jsonl` prints each event as a JSON line ({"topic": ..., "event": {...}}) on stdout, and `--notify`
-sends them as `NOTIFY market_data` on PostgreSQL, the channel `streaming.events.listen_postgres` forwards
-into a subscriber's own bus, so a strategy sees replayed history exactly as it sees the live stream.
+sends them as `NOTIFY market_data` on PostgreSQL (`streaming.events.NotifyPublisher`, the bus's own
+batching), the channel `streaming.events.listen_postgres` forwards into a subscriber's own bus, so a
+strategy sees replayed history exactly as it sees the live stream.
 """
 
 from __future__ import annotations
@@ -16,40 +17,8 @@ import orjson
 from marketdata_assets.binance.intervals import InvalidInputError, parse_day, validate_interval
 from marketdata_assets.cli.options import MultiValueOption, settings_from_flags, settings_options
 from marketdata_assets.storage.engine import describe_url, make_engine
-from streaming.events import CHANNEL, NOTIFY_LIMIT, TOPICS, EventBus
+from streaming.events import TOPICS, EventBus, NotifyPublisher
 from streaming.replay import Replayer, parse_speed
-
-
-class NotifyBridge:
-    """Batches events per topic into NOTIFY payloads below PostgreSQL's size limit."""
-
-    def __init__(self, conninfo: str) -> None:
-        import psycopg
-
-        self.conn = psycopg.connect(conninfo, autocommit=True)
-        self.buffers: dict[str, list[bytes]] = {}
-        self.sizes: dict[str, int] = {}
-
-    def handler(self, topic: str):
-        def on_event(event: dict) -> None:
-            item = orjson.dumps(event)
-            if self.sizes.get(topic, 0) + len(item) + 64 > NOTIFY_LIMIT:
-                self.flush(topic)
-            self.buffers.setdefault(topic, []).append(item)
-            self.sizes[topic] = self.sizes.get(topic, 0) + len(item) + 1
-        return on_event
-
-    def flush(self, topic: str | None = None) -> None:
-        for name in [topic] if topic else list(self.buffers):
-            items = self.buffers.pop(name, [])
-            self.sizes.pop(name, None)
-            if items:
-                payload = b'{"topic":"%s","events":[%s]}' % (name.encode(), b",".join(items))
-                self.conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload.decode()))
-
-    def close(self) -> None:
-        self.flush()
-        self.conn.close()
 
 
 @click.command("replay")
@@ -81,12 +50,11 @@ def replay_command(symbols, start, end, interval, speed, no_klines, no_trades, j
     if notify and engine.dialect.name != "postgresql":
         raise click.UsageError(f"--notify needs PostgreSQL; DATABASE_URL is {describe_url(settings.database_url)}")
     bus = EventBus()
-    bridge = None
+    publisher = None
     if notify:
         url = engine.url.set(drivername="postgresql")
-        bridge = NotifyBridge(url.render_as_string(hide_password=False))
-        for topic in TOPICS:
-            bus.subscribe(topic, bridge.handler(topic))
+        publisher = NotifyPublisher(url.render_as_string(hide_password=False))
+        publisher.attach(bus)
     if jsonl:
         out = sys.stdout.buffer
         for topic in TOPICS:
@@ -100,8 +68,8 @@ def replay_command(symbols, start, end, interval, speed, no_klines, no_trades, j
     except InvalidInputError as exc:
         raise click.UsageError(str(exc)) from None
     finally:
-        if bridge is not None:
-            bridge.close()
+        if publisher is not None:
+            publisher.close()
         engine.dispose()
     sys.stdout.flush()
     click.echo(f"replayed {stats.events} events ({stats.klines} klines, {stats.trades} trades) in "
