@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 # ----- storage (marketdata_assets.storage): pg_engine, sqlite_engine, db_engine, repo -----------------
-pytest_plugins = ["tests.fixtures_db", "tests.fixtures_defs"]  # + defs (Dagster) fixtures
+pytest_plugins = ["tests.support.db", "tests.support.defs", "tests.support.datasets", "tests.support.sim"]
 
 # ----- simulator (marketdata_sim) -------------------------------------------------------------------
 SIM_NOW = "2024-04-02T12:00:00Z"

@@ -14,23 +14,12 @@ from decimal import Decimal
 import pytest
 
 from marketdata_assets.binance.agg_trades import AggTradesFormatError, id_holes, parse_agg_trades_csv
-from marketdata_assets.binance.archive import ArchiveClient
 from marketdata_assets.binance.intervals import DAY_MS, day_start_ms
-from marketdata_assets.binance.rest import BinanceRestClient
 from marketdata_assets.ingest.agg_trades import AggTradeLoader, check_day
 from marketdata_assets.storage.ledger import DayStatus
 
 DAY = date(2024, 3, 5)
 HEADER = b"agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker\n"
-
-
-@pytest.fixture
-def clients(sim_session):
-    rest = BinanceRestClient(sim_session.url)
-    archive = ArchiveClient(sim_session.url)
-    yield rest, archive
-    rest.close()
-    archive.close()
 
 
 def truth(rest, symbol: str, day: date, end_ms: int | None = None) -> list[dict]:

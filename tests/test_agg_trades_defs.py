@@ -9,19 +9,15 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from tests.fixtures_defs import check_results
+from tests.support.datasets import run_dataset
+from tests.support.defs import check_results
 
 AGG_TRADES_KEY = dg.AssetKey("agg_trades")
 
-RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 
 
-def _run(defs, instance, resource, *, pk=None, start=None, end=None, checks_only=False):
-    checks = [c for c in defs.asset_checks if any(k.asset_key == AGG_TRADES_KEY for k in c.check_keys)]
-    tags = dict(zip(RANGE, (start, end), strict=True)) if start else None
-    selection = dg.AssetSelection.checks_for_assets(AGG_TRADES_KEY) if checks_only else None
-    return dg.materialize([defs.get_assets_def(AGG_TRADES_KEY), *checks], partition_key=pk, tags=tags,
-                          selection=selection, instance=instance, resources={"marketdata": resource})
+def _run(defs, instance, resource, **options):
+    return run_dataset(defs, instance, resource, AGG_TRADES_KEY, **options)
 
 
 @pytest.fixture

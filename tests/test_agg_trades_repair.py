@@ -7,14 +7,14 @@ from datetime import date
 
 import dagster as dg
 
-from tests.dataset_support import repair_flow, store_resource  # noqa: F401  (fixture)
+from tests.support.datasets import repair_flow
 
 AGG_TRADES_KEY = dg.AssetKey("agg_trades")
 
 PK = "2024-03-04|NEWUSDT"  # a small symbol: a few thousand trades a day
 
 
-def test_removed_id_range_is_found_and_repaired_by_the_sensor(defs_config, dg_instance, store_resource):  # noqa: F811
+def test_removed_id_range_is_found_and_repaired_by_the_sensor(defs_config, dg_instance, store_resource):
     from marketdata_assets.defs import build_definitions
     from marketdata_assets.storage.agg_trades_store import AggTradeStore
 

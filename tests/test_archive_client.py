@@ -30,7 +30,7 @@ from marketdata_assets.binance.errors import (
 from marketdata_assets.binance.intervals import InvalidInputError
 from marketdata_assets.binance.klines import raw_klines_from_csv, raw_klines_from_rest
 from marketdata_assets.settings import Settings
-from tests.samples import SAMPLES as SAMPLES_ROOT
+from tests.support.samples import SAMPLES as SAMPLES_ROOT
 
 SAMPLES = SAMPLES_ROOT / "archive"
 

@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 
 from marketdata_assets.defs.constants import kline_asset_key
-from tests.fixtures_defs import check_results, run_checks
+from tests.support.defs import check_results, run_checks
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"

@@ -15,7 +15,7 @@ from marketdata_assets.defs.constants import (
     TAG_REASON,
     kline_asset_key,
 )
-from tests.fixtures_defs import execute_request, tick
+from tests.support.defs import execute_request, tick
 
 
 def _schedule_tick(defs, instance, when: datetime):

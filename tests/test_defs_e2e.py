@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.fixtures_db import PG_URL
+from tests.support.db import PG_URL
 
 ROOT = Path(__file__).resolve().parents[1]
 

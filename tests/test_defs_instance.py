@@ -73,7 +73,7 @@ def test_combined_row_verdict_names_each_part_that_did_not_pass():
 def pg_dagster_db():
     import sqlalchemy as sa
 
-    from tests.fixtures_db import PG_URL
+    from tests.support.db import PG_URL
 
     name = f"dg_{secrets.token_hex(5)}"
     admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")

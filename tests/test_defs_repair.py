@@ -17,7 +17,7 @@ from marketdata_assets.defs.constants import (
     TAG_REPAIR_ATTEMPT,
     kline_asset_key,
 )
-from tests.fixtures_defs import check_results, execute_request, run_checks, tick
+from tests.support.defs import check_results, execute_request, run_checks, tick
 
 PK = "2024-03-04|BTCUSDT"
 

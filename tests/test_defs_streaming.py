@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from marketdata_assets.binance.klines import raw_klines_from_stream
 from marketdata_assets.storage.tables_stream import stream_gaps
-from tests.fixtures_defs import tick
+from tests.support.defs import tick
 
 
 def add_gap(engine, state: str, start: datetime, end: datetime, data_type: str = "kline", interval: str = "1h"):

@@ -18,7 +18,7 @@ from marketdata_assets.defs.constants import GAP_CHECK
 from marketdata_assets.defs.datasets.spec import CheckFamily, DailyDatasetSpec
 from marketdata_assets.storage.ledger import DayStatus, LedgerRow, upsert_ledger
 from marketdata_assets.validation import kline_checks as kc
-from tests.dataset_support import repair_flow, run_partition, store_resource  # noqa: F401  (fixture)
+from tests.support.datasets import repair_flow, run_partition
 
 TOY = "toy_ticks"
 HOUR_MS = 3_600_000
@@ -82,7 +82,7 @@ KEY = dg.AssetKey(TOY)
 PK = "2024-03-01|BTCUSDT"
 
 
-def test_a_toy_spec_gets_its_asset_checks_repair_sensor_and_quality_input(defs_config, store_resource):  # noqa: F811
+def test_a_toy_spec_gets_its_asset_checks_repair_sensor_and_quality_input(defs_config, store_resource):
     defs = build_definitions(defs_config, store_resource, extra_datasets=[TOY_SPEC])
     graph = defs.resolve_asset_graph()
     node = graph.get(KEY)
@@ -93,7 +93,7 @@ def test_a_toy_spec_gets_its_asset_checks_repair_sensor_and_quality_input(defs_c
     assert isinstance(defs.get_assets_def(KEY).partitions_def, dg.MultiPartitionsDefinition)
 
 
-def test_a_toy_gap_is_found_by_its_check_and_repaired_by_its_sensor(defs_config, dg_instance, store_resource):  # noqa: F811, E501
+def test_a_toy_gap_is_found_by_its_check_and_repaired_by_its_sensor(defs_config, dg_instance, store_resource):
     defs = build_definitions(defs_config, store_resource, extra_datasets=[TOY_SPEC])
 
     def remove():

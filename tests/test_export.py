@@ -22,7 +22,7 @@ from marketdata_assets.binance.klines import DECIMAL_COLUMNS
 from marketdata_assets.cli.main import cli
 from marketdata_assets.export import ExportValueError, export_table
 from marketdata_assets.storage.tables_stream import agg_trades
-from tests.market_rows import load_agg_trades, load_klines
+from tests.support.market_rows import load_agg_trades, load_klines
 
 DAYS = [date(2024, 1, 1), date(2024, 1, 2)]
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]

@@ -20,7 +20,7 @@ from marketdata_assets.binance.rest import BinanceRestClient
 from marketdata_assets.ingest.funding import FundingLoader
 from marketdata_assets.storage.tables_funding import funding_rates
 from marketdata_assets.validation.funding_check import missing_funding
-from tests.samples import SAMPLES as SAMPLES_ROOT
+from tests.support.samples import SAMPLES as SAMPLES_ROOT
 
 SAMPLES = str(SAMPLES_ROOT / "archive")
 

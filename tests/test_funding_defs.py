@@ -13,20 +13,15 @@ import pytest
 import sqlalchemy as sa
 
 from marketdata_assets.storage.tables_funding import funding_rates
-from tests.fixtures_defs import check_results
+from tests.support.datasets import run_dataset
+from tests.support.defs import check_results
 
 FUNDING_KEY = dg.AssetKey("funding_rates")
 
-RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 
 
-def _run(defs, instance, resource, *, pk=None, start=None, end=None, checks_only=False, raise_on_error=True):
-    checks = [c for c in defs.asset_checks if any(k.asset_key == FUNDING_KEY for k in c.check_keys)]
-    tags = dict(zip(RANGE, (start, end), strict=True)) if start else None
-    selection = dg.AssetSelection.checks_for_assets(FUNDING_KEY) if checks_only else None
-    return dg.materialize([defs.get_assets_def(FUNDING_KEY), *checks], partition_key=pk, tags=tags,
-                          selection=selection, instance=instance, resources={"marketdata": resource},
-                          raise_on_error=raise_on_error)
+def _run(defs, instance, resource, **options):
+    return run_dataset(defs, instance, resource, FUNDING_KEY, **options)
 
 
 @pytest.fixture

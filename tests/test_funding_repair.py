@@ -9,14 +9,14 @@ import dagster as dg
 import sqlalchemy as sa
 
 from marketdata_assets.storage.tables_funding import funding_rates
-from tests.dataset_support import repair_flow, store_resource  # noqa: F401  (fixture)
+from tests.support.datasets import repair_flow
 
 FUNDING_KEY = dg.AssetKey("funding_rates")
 
 PK = "2024-03-04|BTCUSDT"
 
 
-def test_removed_funding_event_is_found_and_repaired_by_the_sensor(defs_config, dg_instance, store_resource):  # noqa: F811
+def test_removed_funding_event_is_found_and_repaired_by_the_sensor(defs_config, dg_instance, store_resource):
     from marketdata_assets.defs import build_definitions
 
     def remove():

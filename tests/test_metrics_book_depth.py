@@ -14,18 +14,17 @@ from decimal import Decimal
 
 import pytest
 
-from marketdata_assets.binance.archive import ArchiveClient, archive_path
+from marketdata_assets.binance.archive import archive_path
 from marketdata_assets.binance.intervals import day_start_ms
 from marketdata_assets.binance.market_stats import (
     ArchiveLayoutError,
     parse_book_depth_csv,
     parse_metrics_csv,
 )
-from marketdata_assets.binance.rest import BinanceRestClient
 from marketdata_assets.ingest.market_stats import BOOK_DEPTH, METRICS, StatsLoader, check_day, window
 from marketdata_assets.storage.ledger import DayStatus
-from tests.dataset_support import repair_flow, store_resource  # noqa: F401  (fixture)
-from tests.samples import SAMPLES
+from tests.support.datasets import repair_flow
+from tests.support.samples import SAMPLES
 
 DAY = date(2024, 3, 4)
 START = day_start_ms(DAY)
@@ -96,15 +95,6 @@ def test_book_depth_changed_layout_fails_and_duplicates_are_reported():
 
 
 # ----- loaders against the simulator ----------------------------------------------------------------------
-@pytest.fixture
-def clients(sim_session):
-    rest = BinanceRestClient(sim_session.url)
-    archive = ArchiveClient(sim_session.url)
-    yield rest, archive
-    rest.close()
-    archive.close()
-
-
 @pytest.mark.parametrize("dataset", [METRICS, BOOK_DEPTH], ids=lambda d: d.name)
 def test_day_equals_the_archive_and_a_rerun_changes_nothing(repo, clients, dataset):
     rest, archive = clients
@@ -159,7 +149,7 @@ def test_days_before_listing_are_out_of_range_and_unknown_symbols_are_refused(re
 
 
 # ----- Dagster: assets, checks, repair ----------------------------------------------------------------------
-def test_removed_metrics_row_is_found_and_repaired_by_the_sensor(defs_config, dg_instance, store_resource):  # noqa: F811
+def test_removed_metrics_row_is_found_and_repaired_by_the_sensor(defs_config, dg_instance, store_resource):
     import dagster as dg
 
     from marketdata_assets.defs import build_definitions

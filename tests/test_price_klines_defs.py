@@ -8,21 +8,10 @@ from __future__ import annotations
 
 from datetime import date
 
-import dagster as dg
-
 from marketdata_assets.binance.intervals import day_start_ms
 from marketdata_assets.defs.constants import kline_asset_key
-from tests.fixtures_defs import check_results
-
-RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
-
-
-def _run(defs, instance, resource, key, *, pk=None, start=None, end=None, checks_only=False):
-    checks = [c for c in defs.asset_checks if any(k.asset_key == key for k in c.check_keys)]
-    selection = dg.AssetSelection.checks_for_assets(key) if checks_only else None
-    tags = dict(zip(RANGE, (start, end), strict=True)) if start else None
-    return dg.materialize([defs.get_assets_def(key), *checks], partition_key=pk, tags=tags, selection=selection,
-                          instance=instance, resources={"marketdata": resource})
+from tests.support.datasets import run_dataset
+from tests.support.defs import check_results
 
 
 def test_location_has_a_price_kline_asset_per_kind_for_1h_only(md_defs):
@@ -34,7 +23,7 @@ def test_location_has_a_price_kline_asset_per_kind_for_1h_only(md_defs):
 def test_range_run_per_partition_then_a_deleted_bar_fails_and_a_rerun_repairs(md_defs, dg_instance, md_resource):
     key = kline_asset_key("1h", "markPriceKlines")
     days = ["2024-03-01|BTCUSDT", "2024-03-02|BTCUSDT"]
-    result = _run(md_defs, dg_instance, md_resource, key, start=days[0], end=days[1])
+    result = run_dataset(md_defs, dg_instance, md_resource, key, start=days[0], end=days[1])
     assert result.success
     evaluations = check_results(result)
     assert {p for _, p in evaluations} == set(days)
@@ -50,21 +39,21 @@ def test_range_run_per_partition_then_a_deleted_bar_fails_and_a_rerun_repairs(md
     repo = md_resource.runtime().repo
     lo = day_start_ms(date(2024, 3, 2))
     assert repo.delete_klines("BTCUSDT", "1h", lo + 5 * 3_600_000, lo + 6 * 3_600_000, kind="markPriceKlines") == 1
-    checked = check_results(_run(md_defs, dg_instance, md_resource, key, start=days[1], end=days[1],
+    checked = check_results(run_dataset(md_defs, dg_instance, md_resource, key, start=days[1], end=days[1],
                                  checks_only=True), "gaps")
     assert not checked[("gaps", days[1])].passed
     assert checked[("gaps", days[1])].metadata["fillable_bars"].value == 1
     ledger = repo.get_ledger("mark_price_klines", "BTCUSDT", "1h", date(2024, 3, 2), date(2024, 3, 2))
     assert ledger[0].check_status == "failed"
 
-    again = check_results(_run(md_defs, dg_instance, md_resource, key, pk=days[1]), "gaps")
+    again = check_results(run_dataset(md_defs, dg_instance, md_resource, key, pk=days[1]), "gaps")
     assert again[("gaps", days[1])].passed
     assert repo.count_klines("BTCUSDT", "1h", kind="markPriceKlines") == 48
 
 
 def test_premium_index_passes_its_checks_with_negative_values(md_defs, dg_instance, md_resource):
     key = kline_asset_key("1h", "premiumIndexKlines")
-    result = _run(md_defs, dg_instance, md_resource, key, pk="2024-03-06|ETHUSDT")
+    result = run_dataset(md_defs, dg_instance, md_resource, key, pk="2024-03-06|ETHUSDT")
     evaluations = check_results(result)
     assert {n for n, _ in evaluations} == {"rows", "gaps"}  # no continuity for a signed value near zero
     assert all(e.passed for e in evaluations.values())

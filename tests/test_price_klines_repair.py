@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from marketdata_assets.defs.constants import kline_asset_key
-from tests.dataset_support import repair_flow, store_resource  # noqa: F401  (fixture)
+from tests.support.datasets import repair_flow
 
 PK = "2024-03-04|BTCUSDT"
 
 
-def test_removed_mark_price_bar_is_found_and_repaired_by_the_sensor(defs_config, dg_instance, store_resource):  # noqa: F811
+def test_removed_mark_price_bar_is_found_and_repaired_by_the_sensor(defs_config, dg_instance, store_resource):
     from marketdata_assets.defs import build_definitions
 
     defs = build_definitions(defs_config, store_resource)

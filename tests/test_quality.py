@@ -14,13 +14,13 @@ import pytest
 
 from marketdata_assets.defs.constants import kline_asset_key
 from marketdata_assets.defs.quality.assets import QUALITY_KEY
-from tests.dataset_support import run_partition, store_resource  # noqa: F401  (fixture)
+from tests.support.datasets import run_partition
 
 PK = "2024-03-04|BTCUSDT"
 
 
 @pytest.fixture
-def defs(defs_config, store_resource):  # noqa: F811
+def defs(defs_config, store_resource):
     from marketdata_assets.defs import build_definitions
 
     return build_definitions(defs_config, store_resource)
@@ -34,7 +34,7 @@ def _quality(defs, instance, resource, pk: str) -> dict:
     return {k: v.value for k, v in event.materialization.metadata.items()}
 
 
-def test_quality_per_dataset_completeness_gaps_repairs_and_provisional(defs, dg_instance, store_resource):  # noqa: F811
+def test_quality_per_dataset_completeness_gaps_repairs_and_provisional(defs, dg_instance, store_resource):
     for key in (kline_asset_key("1h"), dg.AssetKey("funding_rates"), dg.AssetKey("metrics")):
         assert run_partition(defs, dg_instance, store_resource, key, PK).success
 
@@ -56,14 +56,14 @@ def test_quality_per_dataset_completeness_gaps_repairs_and_provisional(defs, dg_
     assert meta["klines_1h/repairs"] == 1
 
 
-def test_a_day_loaded_from_rest_only_is_provisional(defs, dg_instance, store_resource):  # noqa: F811
+def test_a_day_loaded_from_rest_only_is_provisional(defs, dg_instance, store_resource):
     today = "2024-04-02|BTCUSDT"  # the simulator's frozen day: no archive file yet
     assert run_partition(defs, dg_instance, store_resource, kline_asset_key("1h"), today).success
     meta = _quality(defs, dg_instance, store_resource, today)
     assert meta["klines_1h/provisional_share"] == 1.0
 
 
-def test_range_run_reports_each_partition(defs, dg_instance, store_resource):  # noqa: F811
+def test_range_run_reports_each_partition(defs, dg_instance, store_resource):
     keys = ["2024-03-04|BTCUSDT", "2024-03-05|BTCUSDT"]
     result = dg.materialize([defs.get_assets_def(QUALITY_KEY)], instance=dg_instance,
                             resources={"marketdata": store_resource},

@@ -21,7 +21,7 @@ from marketdata_assets.binance.klines import raw_klines_from_rest
 from marketdata_assets.cli.main import cli
 from streaming.events import EventBus, event_from_row
 from streaming.replay import Replayer, parse_speed, replay
-from tests.market_rows import load_agg_trades, load_klines
+from tests.support.market_rows import load_agg_trades, load_klines
 
 DAY = date(2024, 3, 1)
 NOON = day_start_ms(DAY) + 12 * 3_600_000

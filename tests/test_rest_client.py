@@ -42,7 +42,7 @@ from marketdata_assets.binance.rest import (
 )
 from marketdata_assets.settings import Settings
 from marketdata_sim import SimServer
-from tests.samples import SAMPLES as SAMPLES_ROOT
+from tests.support.samples import SAMPLES as SAMPLES_ROOT
 
 REST_SAMPLES = SAMPLES_ROOT / "rest"
 KLINES_URL = "http://127.0.0.1:1/fapi/v1/klines?symbol=BTCUSDT&interval=1m&startTime=0&limit=499"

@@ -12,7 +12,7 @@ import pytest
 
 from marketdata_assets.binance.klines import raw_klines_from_csv, raw_klines_from_rest
 from marketdata_sim.symbols import utc_ms
-from tests.samples import SAMPLES as SAMPLES_ROOT
+from tests.support.samples import SAMPLES as SAMPLES_ROOT
 
 SAMPLES = SAMPLES_ROOT / "archive"
 NS = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}

@@ -9,7 +9,7 @@ import pytest
 
 from marketdata_assets.binance.klines import raw_klines_from_rest
 from marketdata_sim.symbols import utc_ms
-from tests.samples import SAMPLES as SAMPLES_ROOT
+from tests.support.samples import SAMPLES as SAMPLES_ROOT
 
 SAMPLES = SAMPLES_ROOT
 REST = SAMPLES / "rest"

@@ -9,31 +9,19 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Iterator
 from decimal import Decimal
 
 import httpx
 import pytest
-import websockets
 
 from marketdata_sim.server import SimServer
 from streaming.messages import decode_frame
-from tests.samples import SAMPLES as SAMPLES_ROOT
+from tests.support.samples import SAMPLES as SAMPLES_ROOT
+from tests.support.sim import WS_NOW, connect
 
 SAMPLES = SAMPLES_ROOT
-NOW = "2024-03-01T12:00:00Z"
+NOW = WS_NOW
 TIMEOUT = 10.0
-
-
-def connect(url: str) -> websockets.asyncio.client.connect:
-    """No read-side flow control: an unread backlog must not delay the close handshake (10 s timeout)."""
-    return websockets.connect(url, max_queue=None)
-
-
-@pytest.fixture
-def srv() -> Iterator[SimServer]:
-    with SimServer(now=NOW) as server:
-        yield server
 
 
 def run(coro):  # noqa: ANN001, ANN201

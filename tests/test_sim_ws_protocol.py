@@ -9,31 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 
 import aiohttp
 import httpx
 import pytest
-import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from marketdata_sim.server import SimServer
-from tests.samples import SAMPLES as SAMPLES_ROOT
+from tests.support.samples import SAMPLES as SAMPLES_ROOT
+from tests.support.sim import WS_NOW, connect
 
 SAMPLES = SAMPLES_ROOT / "ws"
-NOW = "2024-03-01T12:00:00Z"
+NOW = WS_NOW
 TIMEOUT = 10.0
-
-
-def connect(url: str) -> websockets.asyncio.client.connect:
-    """No read-side flow control: an unread backlog must not delay the close handshake (10 s timeout)."""
-    return websockets.connect(url, max_queue=None)
-
-
-@pytest.fixture
-def srv() -> Iterator[SimServer]:
-    with SimServer(now=NOW) as server:
-        yield server
 
 
 def control(server: SimServer, action: str, **body: object) -> object:

@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 
 from marketdata_assets.storage import migrate
 from marketdata_assets.storage.tables import metadata as kline_metadata
-from tests.fixtures_db import table_names
+from tests.support.db import table_names
 
 ROOT = Path(__file__).resolve().parents[1]
 

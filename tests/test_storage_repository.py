@@ -14,7 +14,7 @@ from marketdata_assets.binance.klines import FRAME_COLUMNS, KlineFormatError, Ra
 from marketdata_assets.storage import LedgerRow, MarketDataRepository
 from marketdata_assets.storage.tables import kline_data
 from marketdata_assets.validation.gaps import EXCHANGE_GAP, Gap
-from tests.samples import SAMPLES as SAMPLES_ROOT
+from tests.support.samples import SAMPLES as SAMPLES_ROOT
 
 SAMPLES = SAMPLES_ROOT / "archive"
 HOUR = 3_600_000

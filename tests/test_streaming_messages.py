@@ -20,7 +20,7 @@ from streaming.messages import (
     decode_event,
     decode_frame,
 )
-from tests.samples import SAMPLES as SAMPLES_ROOT
+from tests.support.samples import SAMPLES as SAMPLES_ROOT
 
 WS = SAMPLES_ROOT / "ws"
 EXPECTED = {

@@ -10,7 +10,7 @@ import pytest
 
 from streaming.messages import DepthUpdate, decode_frame
 from streaming.orderbook import BookSync, LocalBook, Outcome, SyncState
-from tests.samples import SAMPLES as SAMPLES_ROOT
+from tests.support.samples import SAMPLES as SAMPLES_ROOT
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "binance" / "samples"
 if not SAMPLES.exists():

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from marketdata_assets.storage.engine import make_engine
 from marketdata_assets.storage.tables_stream import agg_trades
 from streaming.events import EventBus, listen_postgres
+from tests.support.streaming import _admin_conninfo, async_test, pg_database, pg_schema, requires_pg
 from tests.test_streaming_sim import (
     SPEED,
     assert_trades_equal_truth,
@@ -24,7 +25,6 @@ from tests.test_streaming_sim import (
     until,
     ws_control,
 )
-from tests.test_streaming_support import _admin_conninfo, async_test, pg_database, pg_schema, requires_pg
 
 pytestmark = [requires_pg, pytest.mark.postgres, pytest.mark.slow]
 

@@ -24,7 +24,7 @@ from marketdata_assets.storage.tables import kline_data
 from marketdata_assets.storage.tables_stream import agg_trades, order_book_snapshots, stream_gaps
 from streaming.service import MarketDataService
 from streaming.streams import SilencePolicy
-from tests.test_streaming_support import (
+from tests.support.streaming import (
     async_test,
     bring_database_back,
     pg_database,

@@ -21,7 +21,7 @@ from streaming.metrics import Metrics
 from streaming.spool import Spool
 from streaming.store import StreamStore
 from streaming.writer import BatchWriter
-from tests.test_streaming_support import (
+from tests.support.streaming import (
     async_test,
     bring_database_back,
     pg_database,

@@ -19,7 +19,7 @@ from marketdata_assets.validation.gaps import (
     find_missing,
 )
 from marketdata_assets.validation.schemas import KlineValidationError, validate_klines
-from tests.samples import SAMPLES
+from tests.support.samples import SAMPLES
 
 M = 60_000
 

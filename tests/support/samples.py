@@ -8,6 +8,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-SAMPLES = Path(os.environ.get("MARKETDATA_SAMPLES") or Path(__file__).resolve().parents[2] / "shared/binance/samples")
+SAMPLES = Path(os.environ.get("MARKETDATA_SAMPLES") or Path(__file__).resolve().parents[3] / "shared/binance/samples")
 if not SAMPLES.is_dir() and Path("/work/shared/binance/samples").is_dir():
     SAMPLES = Path("/work/shared/binance/samples")

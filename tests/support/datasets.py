@@ -2,7 +2,8 @@
 
 - `store_resource`: a MarketDataResource against the `sim` fixture, once on a SQLite file and once on a
   fresh PostgreSQL schema (dropped afterwards). Import it into a test module to use it.
-- `run_partition` / `run_checks_only`: one partition of one asset with its checks, in process.
+- `run_dataset`: one partition or a range of one asset with its checks (or the checks only), in process;
+  `run_partition` / `run_checks_only`: its two common cases.
 - `repair_flow`: the acceptance path of a gap repair: remove data, the check fails, the sensor requests
   exactly that partition (run key, tags), the run repairs it, the check passes, the next tick is empty.
 """
@@ -16,8 +17,8 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from tests.fixtures_db import PG_URL
-from tests.fixtures_defs import check_results, execute_request, tick
+from tests.support.db import PG_URL
+from tests.support.defs import check_results, execute_request, tick
 
 RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 
@@ -49,6 +50,17 @@ def store_resource(request, sim, tmp_path) -> Iterator:
 
 def _checks_of(defs, key: dg.AssetKey) -> list:
     return [c for c in defs.asset_checks if any(k.asset_key == key for k in c.check_keys)]
+
+
+def run_dataset(defs, instance, resource, key: dg.AssetKey, *, pk: str | None = None, start: str | None = None,
+                end: str | None = None, checks_only: bool = False, raise_on_error: bool = True):
+    """One partition (`pk`) or a range (`start`..`end`) of `key` with every check of the asset, in process;
+    `checks_only` runs the checks without materializing."""
+    tags = dict(zip(RANGE, (start, end), strict=True)) if start else None
+    selection = dg.AssetSelection.checks_for_assets(key) if checks_only else None
+    return dg.materialize([defs.get_assets_def(key), *_checks_of(defs, key)], partition_key=pk, tags=tags,
+                          selection=selection, instance=instance, resources={"marketdata": resource},
+                          raise_on_error=raise_on_error)
 
 
 def run_partition(defs, instance, resource, key: dg.AssetKey, pk: str, raise_on_error: bool = True):
