@@ -66,3 +66,17 @@ def last_writes(engine: Engine) -> dict[str, datetime | None]:
                 query = query.where(where)
             out[name] = conn.execute(query).scalar()
     return out
+
+
+def latest_tickers(engine: Engine) -> list[dict]:
+    """Each symbol's latest 24 h ticker snapshot, times as epoch ms (what the consistency rules read)."""
+    t = ticker_24h.c
+    latest = sa.select(t.symbol, sa.func.max(t.event_time).label("event_time")).group_by(t.symbol).subquery()
+    query = sa.select(ticker_24h).join(latest, sa.and_(t.symbol == latest.c.symbol,
+                                                      t.event_time == latest.c.event_time))
+    with engine.connect() as conn:
+        rows = [dict(m) for m in conn.execute(query).mappings()]
+    for row in rows:
+        row["close_time"] = int(row["close_time"].timestamp() * 1000)
+        row["open_time"] = int(row["open_time"].timestamp() * 1000)
+    return rows

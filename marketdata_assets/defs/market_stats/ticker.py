@@ -6,13 +6,12 @@ schedule (`ticker_24h_hourly`) keeps a series. The check reads the run's snapsho
 
 
 import dagster as dg
-import sqlalchemy as sa
 
 from marketdata_assets.defs.constants import BINANCE_POOL, EXCHANGE_INFO_KEY
 from marketdata_assets.defs.partitions import SYMBOLS_PARTITIONS_NAME
 from marketdata_assets.defs.resources import MarketDataResource
 from marketdata_assets.ingest.ticker import TickerFormatError, consistency_problems, snapshot
-from marketdata_assets.storage.tables_stream import ticker_24h
+from marketdata_assets.storage.stream_reads import latest_tickers
 
 TICKER_KEY = dg.AssetKey("ticker_24h")
 
@@ -50,17 +49,9 @@ def ticker_24h_asset(context: dg.AssetExecutionContext, marketdata: MarketDataRe
                 description="Each symbol's latest snapshot: a 24 h window, ids matching the trade count, last "
                             "price within [low, high].")
 def ticker_24h_check(context: dg.AssetCheckExecutionContext, marketdata: MarketDataResource) -> dg.AssetCheckResult:
-    engine = marketdata.runtime().engine
-    t = ticker_24h.c
-    latest = sa.select(t.symbol, sa.func.max(t.event_time).label("event_time")).group_by(t.symbol).subquery()
-    query = sa.select(ticker_24h).join(latest, sa.and_(t.symbol == latest.c.symbol,
-                                                      t.event_time == latest.c.event_time))
-    with engine.connect() as conn:
-        rows = [dict(m) for m in conn.execute(query).mappings()]
+    rows = latest_tickers(marketdata.runtime().engine)
     problems = {}
     for row in rows:
-        row["close_time"] = int(row["close_time"].timestamp() * 1000)
-        row["open_time"] = int(row["open_time"].timestamp() * 1000)
         found = consistency_problems(row)
         if found:
             problems[row["symbol"]] = found
