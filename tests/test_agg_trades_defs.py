@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from tests.support.datasets import run_dataset
-from tests.support.defs import check_results
+from tests.support.defs import check_results, partition_metadata
 
 AGG_TRADES_KEY = dg.AssetKey("agg_trades")
 
@@ -32,8 +32,7 @@ def test_range_run_then_a_deleted_trade_fails_and_a_rerun_repairs(md_defs, insta
     assert result.success
     gaps = check_results(result, "gaps")
     assert {p for _, p in gaps} == set(days) and all(e.passed for e in gaps.values())
-    observed = {r.asset_observation.partition: r.asset_observation.metadata
-                for r in instance.fetch_observations(AGG_TRADES_KEY, limit=10).records}
+    observed = partition_metadata(instance, AGG_TRADES_KEY)
     assert set(observed) == set(days)
     meta = observed[days[1]]
     assert meta["dagster/row_count"].value == meta["expected_rows"].value > 0

@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 
 from marketdata_assets.defs.constants import kline_asset_key
-from tests.support.defs import check_results, run_checks
+from tests.support.defs import check_results, partition_metadata, run_checks
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -28,8 +28,8 @@ def _run(defs, instance, resource, interval, *, pk=None, start=None, end=None, r
 
 
 def _observations(instance, interval):
-    records = instance.fetch_observations(kline_asset_key(interval), limit=100).records
-    return {r.asset_observation.partition: r.asset_observation.metadata for r in records}
+    """Each partition's own figures, as its latest materialization carries them."""
+    return partition_metadata(instance, kline_asset_key(interval))
 
 
 def test_range_run_reports_each_day_on_its_own_partition(md_defs, dg_instance, md_resource):
@@ -41,6 +41,11 @@ def test_range_run_reports_each_day_on_its_own_partition(md_defs, dg_instance, m
 
     observed = _observations(dg_instance, "1h")
     assert set(observed) == set(days)
+    # each partition's latest materialization is that day's own: its first bar, its preview
+    middle = observed[days[1]]
+    assert middle["first_open_time"].value == datetime(2024, 3, 2, tzinfo=UTC).timestamp()
+    assert middle["last_open_time"].value == datetime(2024, 3, 2, 23, tzinfo=UTC).timestamp()
+    assert "2024-03-02 00:00:00" in middle["preview"].value and "2024-03-03" not in middle["preview"].value
     for meta in observed.values():
         assert meta["dagster/row_count"].value == 24
         assert meta["status"].value == "complete"
@@ -79,7 +84,7 @@ def test_single_partition_metadata_and_higher_interval_agrees_with_1m(md_defs, d
     assert meta["dagster/row_count"].value == 1440
     assert meta["first_open_time"].value == datetime(2024, 3, 5, tzinfo=UTC).timestamp()
     assert meta["last_open_time"].value == datetime(2024, 3, 5, 23, 59, tzinfo=UTC).timestamp()
-    assert "| open_time |" in meta[f"preview (BTCUSDT {date(2024, 3, 5)})"].value
+    assert "| open_time |" in meta["preview"].value and "2024-03-05 00:00:00" in meta["preview"].value
     assert meta["gap_bars"].value == {"fillable": 0, "exchange_gap": 0, "out_of_range": 0}
 
     hourly = _run(defs, dg_instance, md_resource, "1h", pk=pk)

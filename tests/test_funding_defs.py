@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from marketdata_assets.storage.tables_funding import funding_rates
 from tests.support.datasets import run_dataset
-from tests.support.defs import check_results
+from tests.support.defs import check_results, partition_metadata
 
 FUNDING_KEY = dg.AssetKey("funding_rates")
 
@@ -43,8 +43,7 @@ def test_interval_change_passes_then_a_deleted_event_fails_and_is_repaired(md_de
     assert {p for _, p in gaps} == set(days) and all(e.passed for e in gaps.values())
     assert gaps[("gaps", days[0])].metadata["intervals_h"].value == [8]
     assert gaps[("gaps", days[1])].metadata["intervals_h"].value == [4]
-    observed = {r.asset_observation.partition: r.asset_observation.metadata["dagster/row_count"].value
-                for r in instance.fetch_observations(FUNDING_KEY, limit=10).records}
+    observed = {p: m['dagster/row_count'].value for p, m in partition_metadata(instance, FUNDING_KEY).items()}
     assert observed == {days[0]: 3, days[1]: 6}
 
     engine = md_resource.runtime().engine

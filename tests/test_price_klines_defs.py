@@ -11,7 +11,7 @@ from datetime import date
 from marketdata_assets.binance.intervals import day_start_ms
 from marketdata_assets.defs.constants import kline_asset_key
 from tests.support.datasets import run_dataset
-from tests.support.defs import check_results
+from tests.support.defs import check_results, partition_metadata
 
 
 def test_location_has_a_price_kline_asset_per_kind_for_1h_only(md_defs):
@@ -32,8 +32,7 @@ def test_range_run_per_partition_then_a_deleted_bar_fails_and_a_rerun_repairs(md
     assert all(e.passed for e in evaluations.values())
     assert all(evaluations[("rows", p)].metadata[f"{part}_status"].value == "passed"
                for p in days for part in ("schema", "duplicates", "ohlc"))
-    observed = {r.asset_observation.partition: r.asset_observation.metadata
-                for r in dg_instance.fetch_observations(key, limit=10).records}
+    observed = partition_metadata(dg_instance, key)
     assert {p: m["dagster/row_count"].value for p, m in observed.items()} == {p: 24 for p in days}
 
     repo = md_resource.runtime().repo

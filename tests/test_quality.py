@@ -15,6 +15,7 @@ import pytest
 from marketdata_assets.defs.constants import kline_asset_key
 from marketdata_assets.defs.quality.assets import QUALITY_KEY
 from tests.support.datasets import run_partition
+from tests.support.defs import partition_metadata
 
 PK = "2024-03-04|BTCUSDT"
 
@@ -70,5 +71,5 @@ def test_range_run_reports_each_partition(defs, dg_instance, store_resource):
                             tags={"dagster/asset_partition_range_start": keys[0],
                                   "dagster/asset_partition_range_end": keys[1]})
     assert result.success
-    observed = {r.asset_observation.partition for r in dg_instance.fetch_observations(QUALITY_KEY, limit=10).records}
+    observed = set(partition_metadata(dg_instance, QUALITY_KEY))
     assert observed == set(keys)

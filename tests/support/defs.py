@@ -109,3 +109,12 @@ def tick(defs, name: str, instance, resource, cursor: str | None = None):
         ) as context,
     ):
         return sensor.evaluate_tick(context)
+
+
+def partition_metadata(instance, key, limit: int = 1000) -> dict:
+    """{partition: metadata} of each partition's LATEST materialization: what the UI's partition view shows."""
+    out: dict = {}
+    for record in instance.fetch_materializations(key, limit=limit).records:  # newest first
+        materialization = record.asset_materialization
+        out.setdefault(materialization.partition, materialization.metadata)
+    return out

@@ -2,10 +2,9 @@
 
 Every dataset runs the same way. The asset: the run's partitions grouped by symbol (one key or a range:
 BackfillPolicy.multi_run makes a symbol-year one run, not 365), one `load(symbol, days)` per symbol, bad
-input failing the run naming the partitions, in a range run one observation per day on its own partition
-(Dagster gives every partition of a range the same materialization metadata), a failure naming the days
-that failed, and metadata for the day or a summary of the range. The checks: one op per dataset that
-evaluates every selected check for each symbol's days from one read of the store, yields evaluations
+input failing the run naming the partitions, a failure naming the days that failed, and each partition's
+own figures on its own materialization, in range runs too (metadata added per partition). The checks: one
+op per dataset that evaluates every selected check for each symbol's days from one read of the store, yields evaluations
 carrying their partition (so range runs are attributed per day in the UI), and writes each day's worst
 verdict to the ledger.
 """
@@ -23,11 +22,7 @@ from marketdata_assets.defs.datasets.spec import DailyDatasetSpec, Verdicts
 from marketdata_assets.defs.partitions import days_by_symbol, partition_key
 from marketdata_assets.defs.resources import MarketDataResource
 from marketdata_assets.storage.ledger import CheckStatus, DayStatus, record_check_status
-from marketdata_assets.validation.gaps import OUT_OF_RANGE
 
-# A range run observes every day up to this many days; beyond, only days worth a look (not complete, or
-# with gaps): each event is an event-log write, and the ledger and the checks cover every day anyway.
-OBSERVE_EVERY_DAY_UP_TO = 62
 SHOWN_KEYS = 5
 
 
@@ -76,12 +71,6 @@ def build_asset(spec: DailyDatasetSpec, partitions_def: dg.PartitionsDefinition)
     return _daily
 
 
-def _worth_a_look(result) -> bool:
-    gaps = getattr(result, "gaps", None) or []
-    return result.status not in (DayStatus.COMPLETE, DayStatus.UNCHANGED) or any(
-        g.cls != OUT_OF_RANGE for g in gaps)
-
-
 def materialize(context: dg.AssetExecutionContext, marketdata: MarketDataResource,
                 spec: DailyDatasetSpec) -> dg.MaterializeResult:
     """Load the run's partitions (see the module docstring)."""
@@ -98,25 +87,36 @@ def materialize(context: dg.AssetExecutionContext, marketdata: MarketDataResourc
         context.log.info(f"{spec.name} {symbol}: {len(loaded)} day(s) loaded")
         results += loaded
 
-    if len(results) > 1:
-        for result in results:
-            if len(results) > OBSERVE_EVERY_DAY_UP_TO and not _worth_a_look(result):
-                continue
-            context.log_event(dg.AssetObservation(
-                asset_key=spec.key, partition=str(partition_key(result.day, result.symbol)),
-                metadata=spec.day_metadata(result)))
+    extras = spec.day_extras(runtime, results) if spec.day_extras is not None and results else {}
+
+    def figures(result) -> dict:
+        return {**spec.day_metadata(result), **extras.get((result.symbol, result.day), {})}
 
     failed = [r for r in results if r.status == DayStatus.FAILED]
     if failed:
+        # the step fails, so no partition is materialized: each day's figures go on an observation of it
+        for result in results:
+            context.log_event(dg.AssetObservation(
+                asset_key=spec.key, partition=str(partition_key(result.day, result.symbol)), metadata=figures(result)))
         causes = "; ".join(f"{partition_key(r.day, r.symbol)}: {r.error}" for r in failed[:10])
         raise dg.Failure(
             description=f"{spec.name}: {len(failed)} of {len(results)} day(s) failed and were not stored: {causes}",
             metadata={"failed_partitions": [str(partition_key(r.day, r.symbol)) for r in failed]},
         )
-    meta = spec.day_metadata(results[0]) if len(results) == 1 else spec.summary(results, loader)
-    if spec.extra_metadata is not None and results:
-        meta.update(spec.extra_metadata(runtime, max(results, key=lambda r: (r.day, r.symbol))))
-    return dg.MaterializeResult(metadata=meta)
+    if len(results) == 1:
+        return dg.MaterializeResult(metadata=figures(results[0]))
+    # A range run: Dagster writes one materialization per partition, and metadata added for a partition is
+    # that partition's own, so each day's materialization carries its own figures (the UI's partition view,
+    # the asset overview's row count, the Plots tab). The run's totals go to its log.
+    for result in results:
+        context.add_asset_metadata(figures(result), partition_key=str(partition_key(result.day, result.symbol)))
+    context.log.info(f"{spec.name} range summary: {describe(spec.summary(results, loader))}")
+    return dg.MaterializeResult()
+
+
+def describe(meta: dict) -> str:
+    """Metadata as one log line (values as the UI would show them)."""
+    return "; ".join(f"{key}={getattr(value, 'value', value)}" for key, value in meta.items())
 
 
 def build_checks(spec: DailyDatasetSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:

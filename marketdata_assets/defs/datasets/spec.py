@@ -52,7 +52,7 @@ class DailyDatasetSpec:
     loader: Callable[[Any], DailyLoader]
     checks: CheckFamily | None  # None: no per-partition checks
     day_metadata: Callable[[Any], dict]
-    # the materialization of a range run: (results, loader) -> metadata
+    # the totals of a range run, for its log: (results, loader) -> metadata
     summary: Callable[[list[Any], DailyLoader], dict]
     days_per_run: int | None  # None: a backfill is one run
     interval: str = ""  # the ledger's interval ("" for datasets without one)
@@ -64,8 +64,8 @@ class DailyDatasetSpec:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     # the repair sensor that re-runs its failed `gaps` partitions (None: not repaired)
     repair_sensor: str | None = None
-    # extra metadata of a materialization from the last day loaded: (runtime, result) -> metadata
-    extra_metadata: Callable[[Any, Any], dict] | None = None
+    # more figures per day that need the store (e.g. a preview): (runtime, results) -> {(symbol, day): metadata}
+    day_extras: Callable[[Any, list[Any]], dict[tuple[str, date], dict]] | None = None
     # scored by data_quality
     scored: bool = True
 

@@ -23,6 +23,7 @@ from marketdata_assets.defs.klines.metadata import kline_details, kline_range_de
 from marketdata_assets.validation import kline_checks as kc
 
 PRICE_KLINE_INTERVALS = ("1m", "1h")
+PREVIEW_DAYS = 62
 TAG_KIND = "marketdata/kline_kind"
 REPAIR_SENSOR = {TRADE_KLINES: "gap_repair"}
 PRICE_REPAIR_SENSOR = "gap_repair_price_klines"
@@ -56,15 +57,27 @@ def kline_check_family(kind: KlineKind, interval: str) -> CheckFamily:
     )
 
 
-def _preview(kind: KlineKind, interval: str):
-    def last_day(runtime, last) -> dict:
-        start = datetime.fromtimestamp(day_start_ms(last.day) / 1000, tz=UTC)
-        frame = runtime.repo.get_klines(last.symbol, interval, start, start + timedelta(days=1), kind=kind.name)
-        meta: dict = {f"preview ({last.symbol} {last.day})": preview(frame)}
-        if not kind.is_trade:
-            meta["ledger_dataset"] = kind.dataset
-        return meta
-    return last_day
+def _previews(kind: KlineKind, interval: str):
+    """A preview of each day's stored bars, from one read per symbol; a run of more than PREVIEW_DAYS days
+    gets none (a symbol-year's 525,600 bars are not worth a second read for a table of five rows a day)."""
+    def day_extras(runtime, results) -> dict:
+        out: dict = {}
+        if len(results) > PREVIEW_DAYS:
+            return out
+        by_symbol: dict[str, list] = {}
+        for result in results:
+            by_symbol.setdefault(result.symbol, []).append(result.day)
+        for symbol, days in by_symbol.items():
+            first, last = min(days), max(days)
+            start = datetime.fromtimestamp(day_start_ms(first) / 1000, tz=UTC)
+            end = datetime.fromtimestamp(day_start_ms(last) / 1000, tz=UTC) + timedelta(days=1)
+            frame = runtime.repo.get_klines(symbol, interval, start, end, kind=kind.name)
+            for day, rows in kc.split_by_day(frame, days).items():
+                out[(symbol, day)] = {"preview": preview(rows)}
+                if not kind.is_trade:
+                    out[(symbol, day)]["ledger_dataset"] = kind.dataset
+        return out
+    return day_extras
 
 
 def kline_spec(kind_name: str, interval: str, days_per_run: int) -> DailyDatasetSpec:
@@ -95,7 +108,7 @@ def kline_spec(kind_name: str, interval: str, days_per_run: int) -> DailyDataset
         day_metadata=with_details(kline_details),
         summary=lambda results, loader: range_metadata(
             results, lambda rs: kline_range_details(rs, dict(loader.written))),
-        extra_metadata=_preview(kind, interval),
+        day_extras=_previews(kind, interval),
         days_per_run=days_per_run, tags=tags, metadata=metadata,
         repair_sensor=REPAIR_SENSOR.get(kind.name, PRICE_REPAIR_SENSOR),
     )
