@@ -5,7 +5,7 @@ Real Dagster instance (`instance_for_test`), real SQLite store, the simulator as
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pytest
@@ -68,6 +68,8 @@ def test_range_run_reports_each_day_on_its_own_partition(md_defs, dg_instance, m
         [dg.AssetCheckKey(kline_asset_key("1h"), "gaps")]
     )
     assert {i.partition_key for i in infos} == set(days)
+    # each result targets its partition's latest materialization: the check's partition view counts it
+    assert all(i.is_current and i.latest_execution_status.value == "SUCCEEDED" for i in infos)
     rows = md_resource.runtime().repo.get_ledger("klines", "BTCUSDT", "1h", date(2024, 3, 1), date(2024, 3, 3))
     assert [r.check_status for r in rows] == ["passed"] * 3
 
@@ -152,3 +154,22 @@ def test_malformed_partition_keys_are_rejected_naming_the_key(pk):
 
     with pytest.raises(InvalidInputError, match="partition"):
         parse_partition_key(pk)
+
+
+def test_a_checks_run_without_partitions_checks_recent_days_and_logs_no_missing_outputs(
+    md_defs, dg_instance, md_resource
+):
+    """What "Execute all" on the Checks tab launches: a checks-only run with no partition."""
+    key = kline_asset_key("1h")
+    checks = [c for c in md_defs.asset_checks if any(k.asset_key == key for k in c.check_keys)]
+    result = dg.materialize([md_defs.get_assets_def(key), *checks], selection=dg.AssetSelection.checks_for_assets(key),
+                            instance=dg_instance, resources={"marketdata": md_resource})
+    assert result.success
+    gaps = check_results(result, "gaps")
+    today = datetime.now(UTC).date()
+    expected = {f"{today - timedelta(days=i)}|{s}" for i in range(1, 8) for s in ("BTCUSDT", "ETHUSDT")}
+    assert {p for _, p in gaps} == expected
+    # nothing was loaded for those days here: each says so, attributed to its own partition
+    assert all(not e.passed and "never loaded" in e.description for e in gaps.values())
+    logs = [e.message for e in dg_instance.all_logs(result.run_id)]
+    assert not [m for m in logs if "did not yield or return expected outputs" in m]

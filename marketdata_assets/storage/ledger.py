@@ -196,11 +196,13 @@ def record_check_status(engine: Engine, dataset: str, symbol: str, interval: str
                 conn.execute(statement, params)
 
 
-def repair_attempts(engine: Engine, dataset: str, symbol: str, interval: str, day: date) -> int:
-    """The repair count the ledger holds for one partition (0 without a ledger row)."""
-    query = sa.select(partition_ledger.c.repair_attempts).where(_where_day(dataset, symbol, interval, day))
+def repair_state(engine: Engine, dataset: str, symbol: str, interval: str, day: date) -> tuple[int, str | None]:
+    """(repair count, check status) the ledger holds for one partition ((0, None) without a ledger row)."""
+    t = partition_ledger.c
+    query = sa.select(t.repair_attempts, t.check_status).where(_where_day(dataset, symbol, interval, day))
     with engine.connect() as conn:
-        return int(conn.execute(query).scalar() or 0)
+        row = conn.execute(query).first()
+    return (int(row.repair_attempts or 0), row.check_status) if row is not None else (0, None)
 
 
 def provisional_days(engine: Engine, dataset: str, intervals: Sequence[str], before: date,

@@ -10,16 +10,19 @@ verdict to the ledger.
 """
 
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,  # not exported by dagster; see latest_materializations
+)
 
 from marketdata_assets.binance.intervals import InvalidInputError
 from marketdata_assets.defs.constants import GAP_CHECK
 from marketdata_assets.defs.datasets.spec import DailyDatasetSpec, Verdicts
-from marketdata_assets.defs.partitions import days_by_symbol, partition_key
+from marketdata_assets.defs.partitions import DATE_DIM, SYMBOLS_PARTITIONS_NAME, days_by_symbol, partition_key
 from marketdata_assets.defs.resources import MarketDataResource
 from marketdata_assets.storage.ledger import CheckStatus, DayStatus, record_check_status
 
@@ -119,6 +122,10 @@ def describe(meta: dict) -> str:
     return "; ".join(f"{key}={getattr(value, 'value', value)}" for key, value in meta.items())
 
 
+# A checks run without partitions ("Execute all" on the Checks tab) checks this many recent days of every symbol.
+UNPARTITIONED_RECENT_DAYS = 7
+
+
 def build_checks(spec: DailyDatasetSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
     family = spec.checks
     assert family is not None, f"{spec.name} has no checks"
@@ -127,47 +134,101 @@ def build_checks(spec: DailyDatasetSpec, partitions_def: dg.PartitionsDefinition
 
     @dg.multi_asset_check(specs=specs, can_subset=True, name=f"{spec.name}_checks")
     def _checks(context: dg.AssetCheckExecutionContext, marketdata: MarketDataResource) -> Iterator:
-        selected = {k.name for k in context.selected_asset_check_keys}
-        grouped = run_partitions(f"{spec.name} checks", context.partition_keys)
+        selected_keys = sorted(context.selected_asset_check_keys, key=lambda k: k.name)
+        selected = {k.name for k in selected_keys}
+        op_context = context.op_execution_context
+        if op_context.has_partition_key or op_context.has_partition_key_range:
+            keys = list(context.partition_keys)
+        else:
+            keys = recent_partition_keys(context.instance, partitions_def, UNPARTITIONED_RECENT_DAYS)
+            context.log.info(f"{spec.name} checks: no partition selected, checking the last "
+                             f"{UNPARTITIONED_RECENT_DAYS} day(s) of every symbol ({len(keys)} partition(s))")
+        grouped = run_partitions(f"{spec.name} checks", keys)
+        targets = latest_materializations(context.instance, spec.key, keys)
         runtime = marketdata.runtime()
         failed = 0
         for symbol, days in grouped.items():
             verdicts = family.evaluate(runtime, symbol, days, selected)
-            evals, statuses, passed_gaps = evaluations(spec, symbol, days, verdicts)
+            evals, statuses, passed_gaps = evaluations(spec, symbol, days, verdicts, targets)
             yield from evals
             failed += sum(status == CheckStatus.FAILED for status in statuses.values())
             record_check_status(runtime.engine, spec.ledger_dataset, symbol, spec.interval, statuses, passed_gaps)
-        context.log.info(f"{spec.name}: checked {len(context.partition_keys)} partition(s), {failed} failed")
+        # each check's output, once: the evaluations above carry the results (no "did not yield" lines)
+        for key in selected_keys:
+            yield dg.Output(None, output_name=op_context.assets_def.get_output_name_for_asset_check_key(key))
+        context.log.info(f"{spec.name}: checked {len(keys)} partition(s), {failed} failed")
 
     return _checks
 
 
-def evaluations(spec: DailyDatasetSpec, symbol: str, days: Sequence[date], verdicts: Verdicts
+def recent_partition_keys(instance: dg.DagsterInstance, partitions_def: dg.PartitionsDefinition,
+                          days: int) -> list[str]:
+    """The last `days` complete days of every symbol (within the partitions' first day)."""
+    symbols = instance.get_dynamic_partitions(SYMBOLS_PARTITIONS_NAME)
+    first = None
+    if isinstance(partitions_def, dg.MultiPartitionsDefinition):
+        date_def = partitions_def.get_partitions_def_for_dimension(DATE_DIM)
+        if isinstance(date_def, dg.TimeWindowPartitionsDefinition):
+            first = date_def.start.date()
+    today = datetime.now(UTC).date()
+    wanted = [today - timedelta(days=i) for i in range(days, 0, -1)]
+    return [str(partition_key(day, symbol)) for symbol in sorted(symbols) for day in wanted
+            if first is None or day >= first]
+
+
+def latest_materializations(instance: dg.DagsterInstance, key: dg.AssetKey,
+                            partitions: Sequence[str]) -> dict[str, AssetCheckEvaluationTargetMaterializationData]:
+    """Each partition's latest materialization, which its check results target: the UI counts a check
+    partition as passed or failed only while its result targets the partition's latest materialization."""
+    wanted, out = set(partitions), {}
+    cursor = None
+    while wanted - set(out):
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=sorted(wanted - set(out))),
+            limit=1000, cursor=cursor)
+        for record in page.records:  # newest first
+            pk = record.asset_materialization.partition
+            if pk in wanted and pk not in out:
+                out[pk] = AssetCheckEvaluationTargetMaterializationData(
+                    storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp)
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    return out
+
+
+def evaluations(spec: DailyDatasetSpec, symbol: str, days: Sequence[date], verdicts: Verdicts,
+                targets: Mapping[str, AssetCheckEvaluationTargetMaterializationData] | None = None,
                 ) -> tuple[list[dg.AssetCheckEvaluation], dict[date, CheckStatus], set[date]]:
-    """(evaluations, worst status per day, days whose `gaps` check passed) of one symbol's verdicts."""
+    """(evaluations, worst status per day, days whose `gaps` check did not fail) of one symbol's verdicts.
+
+    A warning (an exchange gap, a price jump) is a failed evaluation of WARN severity: that is what the UI
+    shows as a warning (a passed one is plain green); an error fails with ERROR severity."""
     out: list[dg.AssetCheckEvaluation] = []
     statuses: dict[date, CheckStatus] = {}
     passed_gaps: set[date] = set()
     family = spec.checks
     assert family is not None
     names = [name for name in family.descriptions if name in verdicts]
+    targets = targets or {}
     for day in days:
         pk = str(partition_key(day, symbol))
         worst = CheckStatus.PASSED
         for name in names:
             verdict = verdicts[name][day]
-            warn = name in family.warn_only
+            warn = name in family.warn_only or verdict.status == CheckStatus.WARNING
             out.append(dg.AssetCheckEvaluation(
-                asset_key=spec.key, check_name=name, passed=verdict.passed,
+                asset_key=spec.key, check_name=name, passed=verdict.status == CheckStatus.PASSED,
                 metadata={"status": str(verdict.status), **verdict.metadata},
                 severity=dg.AssetCheckSeverity.WARN if warn else dg.AssetCheckSeverity.ERROR,
                 description=f"{pk}: {verdict.description}", partition=pk,
+                target_materialization_data=targets.get(pk),
             ))
             if verdict.status == CheckStatus.FAILED and not warn:
                 worst = CheckStatus.FAILED
             elif verdict.status != CheckStatus.PASSED and worst == CheckStatus.PASSED:
                 worst = CheckStatus.WARNING
-            if name == GAP_CHECK and verdict.passed:
+            if name == GAP_CHECK and verdict.status != CheckStatus.FAILED:
                 passed_gaps.add(day)
         statuses[day] = worst
     return out, statuses, passed_gaps

@@ -30,7 +30,7 @@ from marketdata_assets.defs.constants import (
 from marketdata_assets.defs.datasets.spec import DailyDatasetSpec
 from marketdata_assets.defs.partitions import SYMBOLS_PARTITIONS_NAME, parse_partition_key
 from marketdata_assets.defs.resources import MarketDataResource
-from marketdata_assets.storage.ledger import repair_attempts
+from marketdata_assets.storage.ledger import CheckStatus, repair_state
 
 MAX_RUNS_PER_TICK = 50
 
@@ -136,8 +136,12 @@ def build_repair_sensor(
             if target is None or symbol not in known_symbols:
                 pending.pop(entry)
                 continue
-            attempts = max(item["attempts"],
-                           repair_attempts(runtime.engine, target.dataset, symbol, target.interval, day))
+            recorded_attempts, check_status = repair_state(runtime.engine, target.dataset, symbol, target.interval, day)
+            if check_status is not None and check_status != CheckStatus.FAILED:
+                # a warning (an exchange gap: the exchange has nothing more) is shown, never retried
+                pending.pop(entry)
+                continue
+            attempts = max(item["attempts"], recorded_attempts)
             if attempts >= max_attempts:
                 context.log.warning(f"{asset_name} {pk}: gaps still failing after {attempts} repair attempt(s); "
                                     "giving up (see `marketdata gaps`)")
