@@ -15,6 +15,7 @@ import dagster as dg
 
 from marketdata_assets.defs import build_definitions
 from marketdata_assets.defs.config import CodeLocationConfig
+from marketdata_assets.defs.resources import MarketDataResource
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "code_location.json"
 
@@ -58,7 +59,9 @@ def code_location_snapshot(defs: dg.Definitions) -> dict:
 
 
 def test_code_location_matches_its_snapshot():
-    current = code_location_snapshot(build_definitions(CodeLocationConfig()))
+    # the store's kind is part of the graph: pin it (DATABASE_URL may say otherwise where the test runs)
+    resource = MarketDataResource(database_url="sqlite:///data/marketdata.db")
+    current = code_location_snapshot(build_definitions(CodeLocationConfig(), resource))
     text = json.dumps(current, indent=1, sort_keys=True) + "\n"
     if os.environ.get("MARKETDATA_UPDATE_SNAPSHOTS") == "1":
         SNAPSHOT.write_text(text)

@@ -2,7 +2,7 @@
 
 Loaded days score 1.0 per dataset with numeric metadata per dataset; a kline row removed from the table
 lowers that dataset's completeness; a day loaded from REST only (today) is 100 % provisional; repair runs
-recorded in the ledger are counted; datasets never loaded are listed and score 0.
+recorded in the ledger are counted; datasets never loaded are listed and left out of the day's score.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ def test_quality_per_dataset_completeness_gaps_repairs_and_provisional(defs, dg_
     assert set(meta["not_loaded"]) >= {"klines_5m", "agg_trades", "book_depth", "mark_price_klines_1h"}
     assert meta["klines_5m/completeness"] == 0.0
     assert "| klines_1h | complete | passed | 24 / 24 | 100.00% |" in meta["quality"]
-    assert 0 < meta["score"] < 1
+    assert meta["score"] == 1.0  # over the datasets loaded for the day: the ones never loaded are listed
+    assert "not loaded: " in meta["quality"]
 
     repo = store_resource.runtime().repo
     five = datetime(2024, 3, 4, 5, tzinfo=UTC)
@@ -55,6 +56,7 @@ def test_quality_per_dataset_completeness_gaps_repairs_and_provisional(defs, dg_
     meta = _quality(defs, dg_instance, store_resource, PK)
     assert meta["klines_1h/completeness"] == pytest.approx(22 / 24)
     assert meta["klines_1h/repairs"] == 1
+    assert meta["score"] == pytest.approx((22 / 24 + 1 + 1) / 3)
 
 
 def test_a_day_loaded_from_rest_only_is_provisional(defs, dg_instance, store_resource):
@@ -73,3 +75,12 @@ def test_range_run_reports_each_partition(defs, dg_instance, store_resource):
     assert result.success
     observed = set(partition_metadata(dg_instance, QUALITY_KEY))
     assert observed == set(keys)
+
+
+def test_markdown_cells_escape_the_partition_key_separator():
+    from marketdata_assets.defs.quality.assets import md_cell
+
+    row = f"| {md_cell('2024-03-04|BTCUSDT')} | 100.00% |"
+    # a markdown renderer splits cells on unescaped pipes only: two cells, the key whole
+    cells = [c.strip() for c in row.replace("\\|", "\0").strip("|").split("|")]
+    assert cells == ["2024-03-04\0BTCUSDT", "100.00%"]

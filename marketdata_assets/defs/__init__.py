@@ -25,7 +25,7 @@ from marketdata_assets.defs.market_stats.ticker import ticker_24h_asset, ticker_
 from marketdata_assets.defs.partitions import daily_symbol_partitions
 from marketdata_assets.defs.quality.assets import quality_spec
 from marketdata_assets.defs.registry import dataset_specs
-from marketdata_assets.defs.resources import MarketDataResource
+from marketdata_assets.defs.resources import MarketDataResource, store_kind
 from marketdata_assets.defs.streaming.assets import build_stream_specs
 from marketdata_assets.defs.streaming.sensors import build_stream_gap_repair_sensor, build_stream_monitor_sensor
 
@@ -48,12 +48,14 @@ def build_definitions(
 
 def _build(config: CodeLocationConfig, marketdata: MarketDataResource | None,
            specs: list[DailyDatasetSpec]) -> dg.Definitions:
+    marketdata = marketdata or MarketDataResource()
+    store = store_kind(marketdata)
     partitions = daily_symbol_partitions(config.start_date)
-    datasets = [build_dataset(spec, partitions) for spec in specs]
-    quality = build_dataset(quality_spec([spec for spec in specs if spec.scored]), partitions)
+    datasets = [build_dataset(spec, partitions, store) for spec in specs]
+    quality = build_dataset(quality_spec([spec for spec in specs if spec.scored]), partitions, store)
     return dg.Definitions(
         assets=[build_exchange_info_asset(config.symbols), *(d.asset for d in datasets), quality.asset,
-                ticker_24h_asset, *build_stream_specs()],
+                ticker_24h_asset, *build_stream_specs(store)],
         asset_checks=[*(d.checks for d in datasets if d.checks is not None), ticker_24h_check],
         sensors=[
             build_symbol_discovery_sensor(config.symbols),
@@ -63,7 +65,7 @@ def _build(config: CodeLocationConfig, marketdata: MarketDataResource | None,
             build_stream_gap_repair_sensor(config.intervals),
         ],
         schedules=[build_daily_schedule(config.intervals), ticker_24h_schedule],
-        resources={"marketdata": marketdata or MarketDataResource()},
+        resources={"marketdata": marketdata},
         # Steps of a run execute in the run's process: a step subprocess costs several seconds of imports
         # on a small machine, far more than a day's load; parallelism comes from runs (pool-bounded).
         executor=dg.in_process_executor,

@@ -52,7 +52,9 @@ class DatasetQuality:
 
     @property
     def applies(self) -> bool:
-        return self.status != "out_of_range"
+        """Whether the day's score counts it: loaded, and the day in the symbol's range (a dataset never
+        loaded for the day says nothing about the day's quality; it is listed as not loaded)."""
+        return self.status not in ("out_of_range", "not_loaded")
 
 
 @dataclass
@@ -66,7 +68,7 @@ class DayQuality:
 
     @property
     def score(self) -> float:
-        """Mean completeness of the datasets that apply to the day (1.0 when none does)."""
+        """Mean completeness of the configured datasets loaded for the day (1.0 when none is)."""
         applying = [d.completeness for d in self.datasets if d.applies]
         return sum(applying) / len(applying) if applying else 1.0
 
@@ -78,8 +80,9 @@ class DayQuality:
                 f"| {d.label} | {d.status} | {d.check_status or '-'} | {d.actual_rows} / {d.expected_rows} | "
                 f"{d.completeness:.2%} | {d.gaps['fillable']} | {d.gaps['exchange_gap']} | {d.repairs} | "
                 f"{d.provisional_share:.2%} |")
+        missing = ", ".join(d.label for d in self.datasets if d.status == "not_loaded") or "none"
         lines.append(f"\n**score {self.score:.2%}** (mean completeness of {sum(d.applies for d in self.datasets)} "
-                     "applicable dataset(s))")
+                     f"loaded dataset(s); not loaded: {missing})")
         return "\n".join(lines)
 
 

@@ -11,7 +11,7 @@ from datetime import date
 
 import dagster as dg
 
-from marketdata_assets.defs.constants import GAP_CHECK
+from marketdata_assets.defs.constants import EXCHANGE_INFO_KEY, GAP_CHECK
 from marketdata_assets.defs.datasets.metadata import with_details, with_range_details
 from marketdata_assets.defs.datasets.spec import CheckFamily, DailyDatasetSpec
 from marketdata_assets.ingest.agg_trades import DATASET, AggTradeLoader, check_day
@@ -55,4 +55,6 @@ def agg_trades_spec() -> DailyDatasetSpec:
         summary=with_range_details(),
         days_per_run=AGG_DAYS_PER_RUN,
         repair_sensor="gap_repair_agg_trades",
+        # the sidecar's trades go to the same table
+        deps=(EXCHANGE_INFO_KEY, dg.AssetKey("stream_agg_trades")),
     )

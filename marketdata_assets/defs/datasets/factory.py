@@ -38,9 +38,11 @@ class DatasetDefs:
     checks: dg.AssetChecksDefinition | None
 
 
-def build_dataset(spec: DailyDatasetSpec, partitions_def: dg.PartitionsDefinition) -> DatasetDefs:
+def build_dataset(spec: DailyDatasetSpec, partitions_def: dg.PartitionsDefinition, store: str | None = None
+                  ) -> DatasetDefs:
+    """`store`: the kind of the configured market-data store, shown beside the spec's own kinds."""
     checks = build_checks(spec, partitions_def) if spec.checks is not None else None
-    return DatasetDefs(spec, build_asset(spec, partitions_def), checks)
+    return DatasetDefs(spec, build_asset(spec, partitions_def, store), checks)
 
 
 def _shown(keys: Sequence[str]) -> str:
@@ -61,12 +63,15 @@ def run_partitions(name: str, keys: Sequence[str]) -> dict[str, list[date]]:
     return grouped
 
 
-def build_asset(spec: DailyDatasetSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def build_asset(spec: DailyDatasetSpec, partitions_def: dg.PartitionsDefinition,
+                store: str | None = None) -> dg.AssetsDefinition:
     policy = (dg.BackfillPolicy.single_run() if spec.days_per_run is None
               else dg.BackfillPolicy.multi_run(max_partitions_per_run=spec.days_per_run))
 
+    kinds = set(spec.kinds) | ({store} if store else set())
+
     @dg.asset(key=spec.key, partitions_def=partitions_def, backfill_policy=policy, pool=spec.pool,
-              deps=list(spec.deps), group_name=spec.group, kinds=set(spec.kinds), tags=dict(spec.tags) or None,
+              deps=list(spec.deps), group_name=spec.group, kinds=kinds, tags=dict(spec.tags) or None,
               metadata={"table": spec.table, **spec.metadata}, description=spec.description)
     def _daily(context: dg.AssetExecutionContext, marketdata: MarketDataResource) -> dg.MaterializeResult:
         return materialize(context, marketdata, spec)

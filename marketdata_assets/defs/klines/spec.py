@@ -16,7 +16,7 @@ import dagster as dg
 
 from marketdata_assets.binance.intervals import day_start_ms
 from marketdata_assets.binance.kline_kinds import KLINE_KINDS, PRICE_KLINE_KINDS, TRADE_KLINES, KlineKind
-from marketdata_assets.defs.constants import TAG_INTERVAL, kline_asset_key
+from marketdata_assets.defs.constants import EXCHANGE_INFO_KEY, TAG_INTERVAL, kline_asset_key
 from marketdata_assets.defs.datasets.metadata import range_metadata, with_details
 from marketdata_assets.defs.datasets.spec import CheckFamily, DailyDatasetSpec
 from marketdata_assets.defs.klines.metadata import kline_details, kline_range_details, preview
@@ -24,6 +24,7 @@ from marketdata_assets.validation import kline_checks as kc
 
 PRICE_KLINE_INTERVALS = ("1m", "1h")
 PREVIEW_DAYS = 62
+STREAM_KLINES = "stream_klines"  # the sidecar's closed klines (defs/streaming/assets.py)
 TAG_KIND = "marketdata/kline_kind"
 REPAIR_SENSOR = {TRADE_KLINES: "gap_repair"}
 PRICE_REPAIR_SENSOR = "gap_repair_price_klines"
@@ -80,7 +81,8 @@ def _previews(kind: KlineKind, interval: str):
     return day_extras
 
 
-def kline_spec(kind_name: str, interval: str, days_per_run: int) -> DailyDatasetSpec:
+def kline_spec(kind_name: str, interval: str, days_per_run: int, with_1m: bool = False) -> DailyDatasetSpec:
+    """`with_1m`: klines_1m is configured too, and this interval's agreement check reads it (a lineage edge)."""
     kind = KLINE_KINDS[kind_name]
     key = kline_asset_key(interval, kind_name).path[-1]
     if kind.is_trade:
@@ -111,12 +113,24 @@ def kline_spec(kind_name: str, interval: str, days_per_run: int) -> DailyDataset
         day_extras=_previews(kind, interval),
         days_per_run=days_per_run, tags=tags, metadata=metadata,
         repair_sensor=REPAIR_SENSOR.get(kind.name, PRICE_REPAIR_SENSOR),
+        deps=_deps(kind, interval, with_1m),
     )
+
+
+def _deps(kind: KlineKind, interval: str, with_1m: bool) -> tuple[dg.AssetKey, ...]:
+    """exchange_info (listing and delisting bound every day); for trade klines the sidecar's klines, which
+    write the same table, and for intervals above 1m klines_1m, which their agreement check reads."""
+    deps = [EXCHANGE_INFO_KEY]
+    if kind.is_trade:
+        deps.append(dg.AssetKey(STREAM_KLINES))
+        if interval != "1m" and with_1m:
+            deps.append(kline_asset_key("1m"))
+    return tuple(deps)
 
 
 def kline_specs(intervals: Sequence[str], days_per_run: int) -> list[DailyDatasetSpec]:
     """Trade klines for every configured interval, price klines for those in PRICE_KLINE_INTERVALS."""
-    trade = [kline_spec(TRADE_KLINES, interval, days_per_run) for interval in intervals]
+    trade = [kline_spec(TRADE_KLINES, interval, days_per_run, with_1m="1m" in intervals) for interval in intervals]
     price = [kline_spec(kind, interval, days_per_run) for kind in PRICE_KLINE_KINDS
              for interval in intervals if interval in PRICE_KLINE_INTERVALS]
     return trade + price

@@ -32,13 +32,18 @@ def quality_metadata(quality: DayQuality) -> dict:
     return meta
 
 
+def md_cell(text: str) -> str:
+    """Text for a markdown table cell: a partition key's `|` would split the cell."""
+    return text.replace("|", "\\|")
+
+
 def summary(days: list[DayQuality]) -> dict:
     worst = sorted(days, key=lambda q: q.score)[:20]
     return {
         "partitions": len(days),
         "mean_score": round(sum(q.score for q in days) / len(days), 6),
         "worst_days": dg.MetadataValue.md("| partition | score |\n|---|---|\n" + "\n".join(
-            f"| {partition_key(q.day, q.symbol)} | {q.score:.2%} |" for q in worst)),
+            f"| {md_cell(str(partition_key(q.day, q.symbol)))} | {q.score:.2%} |" for q in worst)),
     }
 
 

@@ -30,10 +30,11 @@ DESCRIPTIONS = {
 }
 
 
-def build_stream_specs() -> list[dg.AssetSpec]:
+def build_stream_specs(store: str) -> list[dg.AssetSpec]:
+    """`store`: the kind of the configured market-data store (the sidecar writes the same database)."""
     specs = [
         dg.AssetSpec(
-            name, group_name=GROUP, description=DESCRIPTIONS[name], kinds={"python", "postgres"},
+            name, group_name=GROUP, description=DESCRIPTIONS[name], kinds={"python", store},
             freshness_policy=dg.FreshnessPolicy.time_window(fail_window=fail, warn_window=warn),
             metadata={"writer": "marketdata stream (sidecar)"},
         )
@@ -41,7 +42,7 @@ def build_stream_specs() -> list[dg.AssetSpec]:
     ]
     specs.append(
         dg.AssetSpec(
-            "stream_gaps", group_name=GROUP, deps=list(FRESHNESS), kinds={"python", "postgres"},
+            "stream_gaps", group_name=GROUP, deps=list(FRESHNESS), kinds={"python", store},
             description="Every window during which a stream was down; kline and trade holes are filled from REST "
                         "by the sidecar, and what REST could not fill becomes a repair run (stream_gap_repair).",
         )
