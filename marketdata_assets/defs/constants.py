@@ -29,9 +29,3 @@ GAP_CHECK = "gaps"
 def kline_asset_key(interval: str, kind: str = TRADE_KLINES) -> dg.AssetKey:
     """`klines_1h` for trade klines; `mark_price_klines_1m`, `premium_index_klines_1h`, ... for the others."""
     return dg.AssetKey(f"{KLINE_KINDS[kind].dataset}_{interval}")
-
-
-def interval_of(asset_key: dg.AssetKey) -> str | None:
-    """The interval of a kline asset key (`klines_1h` -> "1h"), None for any other key."""
-    name = asset_key.path[-1]
-    return name.removeprefix("klines_") if name.startswith("klines_") else None

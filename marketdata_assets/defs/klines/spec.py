@@ -26,7 +26,7 @@ PRICE_KLINE_INTERVALS = ("1m", "1h")
 PREVIEW_DAYS = 62
 STREAM_KLINES = "stream_klines"  # the sidecar's closed klines (defs/streaming/assets.py)
 TAG_KIND = "marketdata/kline_kind"
-REPAIR_SENSOR = {TRADE_KLINES: "gap_repair"}
+TRADE_REPAIR_SENSOR = "gap_repair"
 PRICE_REPAIR_SENSOR = "gap_repair_price_klines"
 
 CHECK_DESCRIPTIONS = {
@@ -112,7 +112,7 @@ def kline_spec(kind_name: str, interval: str, days_per_run: int, with_1m: bool =
             results, lambda rs: kline_range_details(rs, dict(loader.written))),
         day_extras=_previews(kind, interval),
         days_per_run=days_per_run, tags=tags, metadata=metadata,
-        repair_sensor=REPAIR_SENSOR.get(kind.name, PRICE_REPAIR_SENSOR),
+        repair_sensor=TRADE_REPAIR_SENSOR if kind.is_trade else PRICE_REPAIR_SENSOR,
         deps=_deps(kind, interval, with_1m),
     )
 
