@@ -54,7 +54,7 @@ def test_range_run_reports_each_day_on_its_own_partition(md_defs, dg_instance, m
 
     evaluations = check_results(result)
     assert {p for _, p in evaluations} == set(days)
-    assert {n for n, _ in evaluations} == {"rows", "gaps", "continuity", "agrees_with_1m"}
+    assert {n for n, _ in evaluations} == {"rows", "gaps", "continuity", "agrees_with_1m", "audit"}
     assert all(e.passed for e in evaluations.values())
     # the row check's three parts (schema, duplicates, OHLC invariants) each have their verdict
     for part in ("schema", "duplicates", "ohlc"):

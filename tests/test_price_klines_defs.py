@@ -28,7 +28,7 @@ def test_range_run_per_partition_then_a_deleted_bar_fails_and_a_rerun_repairs(md
     evaluations = check_results(result)
     assert {p for _, p in evaluations} == set(days)
     # the one kline check family: schema, duplicates and OHLC are the three parts of `rows`
-    assert {n for n, _ in evaluations} == {"rows", "gaps", "continuity"}
+    assert {n for n, _ in evaluations} == {"rows", "gaps", "continuity", "audit"}
     assert all(e.passed for e in evaluations.values())
     assert all(evaluations[("rows", p)].metadata[f"{part}_status"].value == "passed"
                for p in days for part in ("schema", "duplicates", "ohlc"))
@@ -54,7 +54,7 @@ def test_premium_index_passes_its_checks_with_negative_values(md_defs, dg_instan
     key = kline_asset_key("1h", "premiumIndexKlines")
     result = run_dataset(md_defs, dg_instance, md_resource, key, pk="2024-03-06|ETHUSDT")
     evaluations = check_results(result)
-    assert {n for n, _ in evaluations} == {"rows", "gaps"}  # no continuity for a signed value near zero
+    assert {n for n, _ in evaluations} == {"rows", "gaps", "audit"}  # no continuity for a signed value near zero
     assert all(e.passed for e in evaluations.values())
     assert all(evaluations[("rows", "2024-03-06|ETHUSDT")].metadata[f"{part}_status"].value == "passed"
                for part in ("schema", "duplicates", "ohlc"))

@@ -24,6 +24,15 @@ REASON_DISCOVERY = "symbol_discovery"
 REASON_BACKFILL = "cli_backfill"
 
 GAP_CHECK = "gaps"
+# every table-backed dataset's audit of its stored days (validation/audit.py)
+AUDIT_CHECK = "audit"
+AUDIT_DESCRIPTION = (
+    "The table still holds what the load stored: the day's row count equals the ledger's (the expected grid "
+    "less the exchange gaps recorded at load) and, once the day is settled, the digest of its rows equals the "
+    "one recorded at load. Rows deleted or altered since fail (the repair sensor reloads the day); a day "
+    "never loaded warns.")
+# checks whose failure the repair sensors act on
+REPAIR_CHECKS = (GAP_CHECK, AUDIT_CHECK)
 
 
 def kline_asset_key(interval: str, kind: str = TRADE_KLINES) -> dg.AssetKey:

@@ -2,7 +2,8 @@
 
 `marketdata download` and the Dagster kline assets both call `KlineLoader.load`. Per day:
 1. out of range (before listing, after delisting, not begun) -> ledger `out_of_range`, nothing fetched;
-2. a closed day whose archive checksum equals the ledger's (and whose rows are all still stored) -> `unchanged`;
+2. a closed day whose archive checksum equals the ledger's (its rows all still stored, its checks not failed)
+   -> `unchanged`;
 3. archive file (checksum verified) -> rows; every hole in it is asked of REST (freqtrade's archive-first
    download with a REST fallback that never leaves a hole); a missing, corrupt or mismatching file -> REST;
 4. what REST does not have either is an exchange gap (DESIGN.md section 5), recorded, not retried.
@@ -43,7 +44,7 @@ from marketdata_assets.binance.rest import BinanceRestClient
 from marketdata_assets.ingest.base import ExchangeLoader
 from marketdata_assets.ingest.contract import DayResult
 from marketdata_assets.ingest.days import describe, failed_result, out_of_range_result
-from marketdata_assets.storage.ledger import DayStatus, LedgerRow, LedgerStatus
+from marketdata_assets.storage.ledger import CheckStatus, DayStatus, LedgerRow, LedgerStatus
 from marketdata_assets.storage.repository import MarketDataRepository
 from marketdata_assets.validation.gaps import EXCHANGE_GAP, OUT_OF_RANGE, Gap, clip_to_range, find_missing
 from marketdata_assets.validation.schemas import KlineValidationError, validate_klines
@@ -183,11 +184,13 @@ class KlineLoader(ExchangeLoader):
         return plans, now
 
     def _unchanged_candidates(self, symbol: str, interval: str, days: list[date]) -> dict[date, LedgerRow]:
-        """Ledger rows of days that hold an archive checksum and whose rows the store still has."""
+        """Ledger rows of days that hold an archive checksum and whose rows the store still has; a day whose
+        checks failed (an audit found its rows altered) is reloaded whatever the archive says."""
         wanted = set(days)
         ledger = {
             row.day: row for row in self.repo.get_ledger(self.dataset, symbol, interval, days[0], days[-1])
             if row.archive_checksum and row.status == LedgerStatus.COMPLETE and row.day in wanted
+            and row.check_status != CheckStatus.FAILED
         }
         if not ledger:
             return {}

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from marketdata_assets.binance.intervals import InvalidInputError, parse_day
+from marketdata_assets.storage.day_content import content_of, day_digests
 from marketdata_assets.storage.tables import partition_ledger
 from marketdata_assets.validation.gaps import Gap
 
@@ -79,6 +80,8 @@ class LedgerRow:
     repair_attempts: int | None = None
     last_error: str | None = None
     updated_at: datetime | None = None
+    # computed by `upsert_ledger` from the stored rows (what a caller passes is not used)
+    content_digest: str | None = None
 
     def __post_init__(self) -> None:
         if self.status not in LEDGER_STATUSES:
@@ -104,6 +107,7 @@ class LedgerRow:
             "repair_attempts": self.repair_attempts or 0,
             "last_error": self.last_error,
             "updated_at": self.updated_at or now,
+            "content_digest": self.content_digest,
         }
 
 
@@ -111,16 +115,36 @@ def _insert_for(conn: Connection) -> Any:
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
+STORED_STATUSES = (LedgerStatus.COMPLETE.value, LedgerStatus.INCOMPLETE.value)
+
+
+def _stored_digests(conn: Connection, rows: Sequence[LedgerRow]) -> dict[tuple[str, str, str, date], str]:
+    """The content digest of every stored (complete or incomplete) day among `rows`, read from its table
+    in the caller's transaction: what the load just wrote, as the audit will read it back."""
+    wanted: dict[tuple[str, str, str], list[date]] = {}
+    for row in rows:
+        if str(row.status) in STORED_STATUSES and content_of(row.dataset) is not None:
+            wanted.setdefault((row.dataset, row.symbol, row.interval), []).append(row.day)
+    out: dict[tuple[str, str, str, date], str] = {}
+    for (dataset, symbol, interval), days in wanted.items():
+        for day, stored in day_digests(conn, dataset, symbol, interval, days).items():
+            out[(dataset, symbol, interval, day)] = stored.digest
+    return out
+
+
 def upsert_ledger(conn: Connection, rows: Iterable[LedgerRow]) -> int:
-    """Insert or replace ledger rows in the caller's transaction; returns how many were written."""
+    """Insert or replace ledger rows in the caller's transaction (after the rows they describe: each stored
+    day's content digest is read back from its table); returns how many were written."""
     rows = list(rows)
     if not rows:
         return 0
     now = datetime.now(UTC)
+    digests = _stored_digests(conn, rows)
     written = 0
     # Two statements: rows that set repair_attempts, and rows that keep the stored count.
     for keep_attempts in (False, True):
-        group = [r.values(now) for r in rows if (r.repair_attempts is None) == keep_attempts]
+        group = [{**r.values(now), "content_digest": digests.get((r.dataset, r.symbol, r.interval, r.day))}
+                 for r in rows if (r.repair_attempts is None) == keep_attempts]
         if not group:
             continue
         insert = _insert_for(conn)(partition_ledger)
@@ -177,7 +201,7 @@ def _where_day(dataset: str, symbol: str, interval: str, day: Any) -> sa.ColumnE
 
 def record_check_status(engine: Engine, dataset: str, symbol: str, interval: str,
                         statuses: Mapping[date, str], reset_repairs: Iterable[date] = ()) -> None:
-    """Each day's check status; a day whose gap check passed gets its repair count reset.
+    """Each day's check status; a day whose repair checks (gaps, audit) passed gets its repair count reset.
 
     One executemany per kind of update: a symbol-year is 365 rows, and a round trip each was ~1 s.
     """
@@ -194,6 +218,20 @@ def record_check_status(engine: Engine, dataset: str, symbol: str, interval: str
                       if (day in reset) == group]
             if params:
                 conn.execute(statement, params)
+
+
+def record_content_digests(engine: Engine, dataset: str, symbol: str, interval: str,
+                           digests: Mapping[date, str]) -> None:
+    """Record digests of days that have none yet (loaded before migration 0007): their first audit's
+    reading becomes the reference (a row that already holds a digest is left as it is)."""
+    if not digests:
+        return
+    t = partition_ledger.c
+    statement = (sa.update(partition_ledger)
+                 .where(_where_day(dataset, symbol, interval, sa.bindparam("b_day")), t.content_digest.is_(None))
+                 .values(content_digest=sa.bindparam("b_digest")))
+    with engine.begin() as conn:
+        conn.execute(statement, [{"b_day": day, "b_digest": digest} for day, digest in digests.items()])
 
 
 def repair_state(engine: Engine, dataset: str, symbol: str, interval: str, day: date) -> tuple[int, str | None]:

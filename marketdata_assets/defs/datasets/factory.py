@@ -20,11 +20,12 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 )
 
 from marketdata_assets.binance.intervals import InvalidInputError
-from marketdata_assets.defs.constants import GAP_CHECK
+from marketdata_assets.defs.constants import AUDIT_CHECK, REPAIR_CHECKS
 from marketdata_assets.defs.datasets.spec import DailyDatasetSpec, Verdicts
 from marketdata_assets.defs.partitions import DATE_DIM, SYMBOLS_PARTITIONS_NAME, days_by_symbol, partition_key
 from marketdata_assets.defs.resources import MarketDataResource
 from marketdata_assets.storage.ledger import CheckStatus, DayStatus, record_check_status
+from marketdata_assets.validation.audit import audit_days
 
 SHOWN_KEYS = 5
 
@@ -135,7 +136,7 @@ def build_checks(spec: DailyDatasetSpec, partitions_def: dg.PartitionsDefinition
     family = spec.checks
     assert family is not None, f"{spec.name} has no checks"
     specs = [dg.AssetCheckSpec(name, asset=spec.key, description=text, partitions_def=partitions_def)
-             for name, text in family.descriptions.items()]
+             for name, text in spec.check_descriptions.items()]
 
     @dg.multi_asset_check(specs=specs, can_subset=True, name=f"{spec.name}_checks")
     def _checks(context: dg.AssetCheckExecutionContext, marketdata: MarketDataResource) -> Iterator:
@@ -153,11 +154,14 @@ def build_checks(spec: DailyDatasetSpec, partitions_def: dg.PartitionsDefinition
         runtime = marketdata.runtime()
         failed = 0
         for symbol, days in grouped.items():
-            verdicts = family.evaluate(runtime, symbol, days, selected)
-            evals, statuses, passed_gaps = evaluations(spec, symbol, days, verdicts, targets)
+            verdicts = dict(family.evaluate(runtime, symbol, days, selected - {AUDIT_CHECK})
+                            if selected - {AUDIT_CHECK} else {})
+            if AUDIT_CHECK in selected:
+                verdicts[AUDIT_CHECK] = audit_days(runtime.engine, spec.ledger_dataset, symbol, spec.interval, days)
+            evals, statuses, repaired = evaluations(spec, symbol, days, verdicts, targets)
             yield from evals
             failed += sum(status == CheckStatus.FAILED for status in statuses.values())
-            record_check_status(runtime.engine, spec.ledger_dataset, symbol, spec.interval, statuses, passed_gaps)
+            record_check_status(runtime.engine, spec.ledger_dataset, symbol, spec.interval, statuses, repaired)
         # each check's output, once: the evaluations above carry the results (no "did not yield" lines)
         for key in selected_keys:
             yield dg.Output(None, output_name=op_context.assets_def.get_output_name_for_asset_check_key(key))
@@ -205,20 +209,22 @@ def latest_materializations(instance: dg.DagsterInstance, key: dg.AssetKey,
 def evaluations(spec: DailyDatasetSpec, symbol: str, days: Sequence[date], verdicts: Verdicts,
                 targets: Mapping[str, AssetCheckEvaluationTargetMaterializationData] | None = None,
                 ) -> tuple[list[dg.AssetCheckEvaluation], dict[date, CheckStatus], set[date]]:
-    """(evaluations, worst status per day, days whose `gaps` check did not fail) of one symbol's verdicts.
+    """(evaluations, worst status per day, days whose repair checks (gaps, audit) ran and none failed) of one
+    symbol's verdicts.
 
     A warning (an exchange gap, a price jump) is a failed evaluation of WARN severity: that is what the UI
     shows as a warning (a passed one is plain green); an error fails with ERROR severity."""
     out: list[dg.AssetCheckEvaluation] = []
     statuses: dict[date, CheckStatus] = {}
-    passed_gaps: set[date] = set()
+    repaired: set[date] = set()
     family = spec.checks
     assert family is not None
-    names = [name for name in family.descriptions if name in verdicts]
+    names = [name for name in spec.check_descriptions if name in verdicts]
     targets = targets or {}
     for day in days:
         pk = str(partition_key(day, symbol))
         worst = CheckStatus.PASSED
+        repair_checks = []
         for name in names:
             verdict = verdicts[name][day]
             warn = name in family.warn_only or verdict.status == CheckStatus.WARNING
@@ -233,7 +239,9 @@ def evaluations(spec: DailyDatasetSpec, symbol: str, days: Sequence[date], verdi
                 worst = CheckStatus.FAILED
             elif verdict.status != CheckStatus.PASSED and worst == CheckStatus.PASSED:
                 worst = CheckStatus.WARNING
-            if name == GAP_CHECK and verdict.status != CheckStatus.FAILED:
-                passed_gaps.add(day)
+            if name in REPAIR_CHECKS:
+                repair_checks.append(verdict.status != CheckStatus.FAILED)
         statuses[day] = worst
-    return out, statuses, passed_gaps
+        if repair_checks and all(repair_checks):
+            repaired.add(day)
+    return out, statuses, repaired

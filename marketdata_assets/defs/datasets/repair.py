@@ -1,9 +1,9 @@
-"""One gap-repair sensor factory for every dataset: a failed `gaps` check becomes a run of that partition.
+"""One repair sensor factory for every dataset: a failed `gaps` or `audit` check becomes a run of that partition.
 
 Each `RepairTarget` names an asset, the ledger row its partitions are recorded in (dataset, interval) and
 the checks a repair run executes (all of the asset's checks, so the run shows whether it fixed the day).
 Bounded: at most `max_attempts` per failure episode (the ledger's `repair_attempts`, which the checks
-reset when `gaps` passes), exponential backoff between attempts; run keys make a tick idempotent; run
+reset when those checks pass), exponential backoff between attempts; run keys make a tick idempotent; run
 tags say why the run exists. Checks that pass with a warning (exchange gaps) are never retried.
 
 Every dataset spec names its sensor (`gap_repair` for trade klines, `gap_repair_<group>` for price
@@ -21,8 +21,8 @@ import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from marketdata_assets.defs.constants import (
-    GAP_CHECK,
     REASON_REPAIR,
+    REPAIR_CHECKS,
     TAG_GAPS,
     TAG_REASON,
     TAG_REPAIR_ATTEMPT,
@@ -37,7 +37,8 @@ MAX_RUNS_PER_TICK = 50
 
 @dataclass(frozen=True)
 class RepairTarget:
-    """An asset whose failed `gaps` check partitions the sensor re-runs, and where its ledger rows live."""
+    """An asset whose partitions with a failed `gaps` or `audit` check the sensor re-runs, and where its
+    ledger rows live."""
 
     asset_key: dg.AssetKey
     dataset: str
@@ -50,8 +51,9 @@ class RepairTarget:
         return self.asset_key.path[-1]
 
     @property
-    def gap_check_key(self) -> dg.AssetCheckKey:
-        return dg.AssetCheckKey(self.asset_key, GAP_CHECK)
+    def repair_check_keys(self) -> list[dg.AssetCheckKey]:
+        """Its checks whose failure a reload can fix (REPAIR_CHECKS)."""
+        return [key for key in self.check_keys if key.name in REPAIR_CHECKS]
 
 
 def repair_target(spec: DailyDatasetSpec) -> RepairTarget:
@@ -61,12 +63,12 @@ def repair_target(spec: DailyDatasetSpec) -> RepairTarget:
 
 def build_repair_sensors(specs: Sequence[DailyDatasetSpec], max_attempts: int,
                          backoff_base_seconds: int) -> list[dg.SensorDefinition]:
-    """One sensor per `repair_sensor` name of the specs that have a `gaps` check (each sensor shows its own
+    """One sensor per `repair_sensor` name of the specs that have a repair check (each sensor shows its own
     ticks and skip reasons in the UI, and a slow ledger read of one never delays another's repairs)."""
     groups: dict[str, list[RepairTarget]] = {}
     for spec in specs:
         target = repair_target(spec)
-        if spec.repair_sensor and target.gap_check_key in target.check_keys:
+        if spec.repair_sensor and target.repair_check_keys:
             groups.setdefault(spec.repair_sensor, []).append(target)
     return [build_repair_sensor(name, targets, max_attempts, backoff_base_seconds) for name, targets in groups.items()]
 
@@ -94,16 +96,17 @@ def build_repair_sensor(
     backoff_base_seconds: int = 600,
     interval_seconds: int = 60,
 ) -> dg.SensorDefinition:
-    """A sensor re-running the partitions of `targets` whose `gaps` check failed (see module docstring)."""
+    """A sensor re-running the partitions of `targets` whose `gaps` or `audit` check failed (see the module
+    docstring)."""
     by_name = {t.name: t for t in targets}
-    gap_keys = [t.gap_check_key for t in targets]
+    repair_keys = [key for t in targets for key in t.repair_check_keys]
 
     @dg.sensor(
         name=name,
         minimum_interval_seconds=interval_seconds,
         target=dg.AssetSelection.assets(*[t.asset_key for t in targets]),
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"Re-runs partitions of {', '.join(sorted(by_name))} whose gaps check failed: at most "
+        description=f"Re-runs partitions of {', '.join(sorted(by_name))} whose gaps or audit check failed: at most "
                     f"{max_attempts} attempts per failure, backoff from {backoff_base_seconds}s, tagged "
                     f"{TAG_REASON}={REASON_REPAIR}.",
     )
@@ -112,16 +115,26 @@ def build_repair_sensor(
         after: int | None = state.get("after")
         # "klines_1h|2024-01-01|BTCUSDT" -> {"not_before": epoch s, "attempts": n}
         pending: dict[str, dict] = state.get("pending", {})
-        infos = context.instance.event_log_storage.get_asset_check_partition_info(gap_keys, after_storage_id=after)
+        infos = context.instance.event_log_storage.get_asset_check_partition_info(repair_keys, after_storage_id=after)
+        # a partition is pending while any of its repair checks' latest result failed
+        failing: dict[str, set[str]] = state.get("failing", {})
         for info in infos:
             if info.partition_key is None:
                 continue
             after = max(after or 0, info.latest_check_event_storage_id or 0)
             entry = f"{info.check_key.asset_key.path[-1]}|{info.partition_key}"
+            checks = set(failing.get(entry, ()))
             if info.latest_execution_status == AssetCheckExecutionRecordStatus.FAILED:
+                checks.add(info.check_key.name)
                 pending.setdefault(entry, {"not_before": 0.0, "attempts": 0})
             elif info.latest_execution_status == AssetCheckExecutionRecordStatus.SUCCEEDED:
-                pending.pop(entry, None)
+                checks.discard(info.check_key.name)
+                if not checks:
+                    pending.pop(entry, None)
+            if checks:
+                failing[entry] = sorted(checks)
+            else:
+                failing.pop(entry, None)
 
         now = time.time()
         known_symbols = set(context.instance.get_dynamic_partitions(SYMBOLS_PARTITIONS_NAME))
@@ -143,9 +156,10 @@ def build_repair_sensor(
                 continue
             attempts = max(item["attempts"], recorded_attempts)
             if attempts >= max_attempts:
-                context.log.warning(f"{asset_name} {pk}: gaps still failing after {attempts} repair attempt(s); "
-                                    "giving up (see `marketdata gaps`)")
+                context.log.warning(f"{asset_name} {pk}: {', '.join(failing.get(entry, ['checks']))} still failing "
+                                    f"after {attempts} repair attempt(s); giving up (see `marketdata gaps`)")
                 pending.pop(entry)
+                failing.pop(entry, None)
                 continue
             recorded = runtime.repo.record_repair_attempt(target.dataset, symbol, target.interval, day)
             attempt = max(int(recorded or 0), attempts + 1)
@@ -153,9 +167,10 @@ def build_repair_sensor(
             runs.append(repair_run_request(
                 target, pk, run_key=f"{REASON_REPAIR}:{asset_name}:{pk}:{attempt}",
                 tags={TAG_REASON: REASON_REPAIR, TAG_REPAIR_ATTEMPT: str(attempt),
-                      TAG_GAPS: f"{asset_name}:{GAP_CHECK} failed for {pk}"},
+                      TAG_GAPS: f"{asset_name}:{'+'.join(failing.get(entry, ['checks']))} failed for {pk}"},
             ))
-        cursor = json.dumps({"after": after, "pending": pending}, sort_keys=True)
+        failing = {entry: checks for entry, checks in failing.items() if entry in pending}
+        cursor = json.dumps({"after": after, "pending": pending, "failing": failing}, sort_keys=True)
         if not runs:
             return dg.SensorResult(skip_reason=f"nothing to repair ({len(pending)} waiting for backoff or a run)",
                                    cursor=cursor)

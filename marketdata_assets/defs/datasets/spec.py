@@ -16,8 +16,9 @@ from typing import Any
 
 import dagster as dg
 
-from marketdata_assets.defs.constants import BINANCE_POOL, EXCHANGE_INFO_KEY
+from marketdata_assets.defs.constants import AUDIT_CHECK, AUDIT_DESCRIPTION, BINANCE_POOL, EXCHANGE_INFO_KEY
 from marketdata_assets.ingest.contract import DailyLoader
+from marketdata_assets.storage.day_content import content_of
 from marketdata_assets.validation.kline_checks import DayCheck
 
 BINANCE = "binance"
@@ -74,8 +75,20 @@ class DailyDatasetSpec:
         return dg.AssetKey(self.name)
 
     @property
+    def audited(self) -> bool:
+        """Its stored days are audited: a dataset with checks whose ledger dataset has a table (day_content)."""
+        return self.checks is not None and content_of(self.ledger_dataset) is not None
+
+    @property
+    def check_descriptions(self) -> dict[str, str]:
+        """Every check of the dataset: its family's, then the audit of stored days when it has one."""
+        if self.checks is None:
+            return {}
+        return {**self.checks.descriptions, **({AUDIT_CHECK: AUDIT_DESCRIPTION} if self.audited else {})}
+
+    @property
     def check_keys(self) -> list[dg.AssetCheckKey]:
-        return [dg.AssetCheckKey(self.key, name) for name in (self.checks.descriptions if self.checks else ())]
+        return [dg.AssetCheckKey(self.key, name) for name in self.check_descriptions]
 
     @property
     def ledger(self) -> tuple[str, str]:

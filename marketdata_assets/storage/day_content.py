@@ -1,0 +1,123 @@
+"""What a stored day holds, read back from its table: the row count and a content digest per day.
+
+Why: the ledger says what a load stored; an audit must be able to tell later whether the table still
+holds exactly that (rows deleted or altered by hand, by a bad migration, by another writer). The digest
+is sha256 over the day's rows in key order, each row as the database returns its values (decimals
+exactly as stored, times as epoch ms), with the ingestion bookkeeping left out (id, source, ingested_at:
+the same values confirmed by another source are the same content). The ledger computes it when a load
+records a day (same transaction, storage/ledger.py); the audit check recomputes it (defs/datasets/audit.py).
+One `DayContent` per ledger dataset says which table and time column make up its days.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from marketdata_assets.binance.intervals import DAY_MS, day_start_ms
+from marketdata_assets.binance.kline_kinds import KLINE_KINDS
+from marketdata_assets.storage.sql_time import epoch_ms, is_postgres
+from marketdata_assets.storage.tables import kline_data
+from marketdata_assets.storage.tables_funding import funding_rates
+from marketdata_assets.storage.tables_market_stats import book_depth, open_interest_metrics
+from marketdata_assets.storage.tables_price_klines import kline_table
+from marketdata_assets.storage.tables_stream import agg_trades
+from marketdata_assets.storage.types import ExactDecimal, UtcTimestamp
+
+# ingestion bookkeeping, not content
+NOT_CONTENT = frozenset({"id", "source", "ingested_at"})
+EPOCH_DAY = date(1970, 1, 1)
+# days read per statement: a symbol-year of 1m bars in one result set is 525,600 rows held at once
+DAYS_PER_READ = 31
+
+
+@dataclass(frozen=True)
+class DayContent:
+    """Where a dataset's days live: table, the time column that places a row in a day, the row order."""
+
+    table: sa.Table
+    time_column: str
+    order: tuple[str, ...] = ()  # after the time column (ties: several rows at one time)
+    has_interval: bool = False
+    closed_right: bool = False  # rows stamped at their interval's end: a day is (00:00, 24:00]
+
+    def day_of(self, ms: int) -> date:
+        """The UTC day a row stamped `ms` belongs to."""
+        return EPOCH_DAY + timedelta(days=((ms - 1) if self.closed_right else ms) // DAY_MS)
+
+
+@dataclass(frozen=True)
+class DayDigest:
+    """A stored day: how many rows, and the sha256 of their content."""
+
+    rows: int
+    digest: str
+
+
+DAY_CONTENTS: dict[str, DayContent] = {
+    **{kind.dataset: DayContent(kline_table(name), "open_time", has_interval=True)
+       for name, kind in KLINE_KINDS.items()},
+    "funding_rates": DayContent(funding_rates, "funding_time"),
+    "agg_trades": DayContent(agg_trades, "trade_time", order=("agg_id",)),
+    "metrics": DayContent(open_interest_metrics, "create_time", closed_right=True),
+    "book_depth": DayContent(book_depth, "snapshot_time", order=("percentage",)),
+}
+assert DAY_CONTENTS["klines"].table is kline_data
+
+
+def content_of(dataset: str) -> DayContent | None:
+    """The DayContent of a ledger dataset (None: not a table-backed daily dataset)."""
+    return DAY_CONTENTS.get(dataset)
+
+
+def _as_stored(column: sa.Column, postgres: bool) -> sa.ColumnElement:
+    """The value as the database holds it, without Python type processing: ms for times, text for decimals."""
+    if isinstance(column.type, UtcTimestamp):
+        return epoch_ms(column, postgres)
+    if isinstance(column.type, ExactDecimal):
+        return sa.cast(column, sa.Text) if postgres else sa.type_coerce(column, sa.Text)
+    return column
+
+
+def _runs(days: Iterable[date]) -> list[list[date]]:
+    """Sorted days as runs of consecutive days, each at most DAYS_PER_READ long."""
+    out: list[list[date]] = []
+    for day in sorted(set(days)):
+        if out and (day - out[-1][-1]).days == 1 and len(out[-1]) < DAYS_PER_READ:
+            out[-1].append(day)
+        else:
+            out.append([day])
+    return out
+
+
+def day_digests(conn: Connection, dataset: str, symbol: str, interval: str,
+                days: Sequence[date]) -> dict[date, DayDigest]:
+    """Row count and digest of each of `days` as stored now (a day without rows: 0 rows, the empty digest)."""
+    content = DAY_CONTENTS[dataset]
+    table = content.table
+    postgres = is_postgres(conn)
+    time_col = table.c[content.time_column]
+    values = [c for c in table.columns if c.name not in NOT_CONTENT and c.name not in ("symbol", "interval")]
+    selected = [epoch_ms(time_col, postgres), *[_as_stored(c, postgres) for c in values]]
+    out: dict[date, DayDigest] = {}
+    for run in _runs(days):
+        lo = datetime.fromtimestamp(day_start_ms(run[0]) / 1000, UTC)
+        hi = datetime.fromtimestamp((day_start_ms(run[-1]) + DAY_MS) / 1000, UTC)
+        bounds = (time_col > lo, time_col <= hi) if content.closed_right else (time_col >= lo, time_col < hi)
+        query = sa.select(*selected).where(table.c.symbol == symbol, *bounds)
+        if content.has_interval:
+            query = query.where(table.c.interval == interval)
+        query = query.order_by(time_col, *[table.c[name] for name in content.order])
+        hashes = {day: hashlib.sha256() for day in run}
+        counts = dict.fromkeys(run, 0)
+        for row in conn.execute(query):
+            day = content.day_of(int(row[0]))
+            hashes[day].update(("|".join(map(str, row[1:])) + "\n").encode())
+            counts[day] += 1
+        out.update({day: DayDigest(counts[day], hashes[day].hexdigest()) for day in run})
+    return out
