@@ -15,6 +15,7 @@ COMMANDS = {
     "sim": "marketdata_assets.cli.sim:sim_command",
     "backfill": "marketdata_assets.cli.backfill:backfill_command",
     "gaps": "marketdata_assets.cli.gaps:gaps_command",
+    "audit": "marketdata_assets.cli.audit:audit_command",
     "stream": "streaming.cli:stream_command",
     "export": "marketdata_assets.cli.export:export_command",
     "replay": "streaming.replay_cli:replay_command",

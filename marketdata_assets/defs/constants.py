@@ -22,6 +22,8 @@ REASON_REPAIR = "gap_repair"
 REASON_SETTLEMENT = "archive_settlement"
 REASON_DISCOVERY = "symbol_discovery"
 REASON_BACKFILL = "cli_backfill"
+REASON_DOWNLOAD = "download"
+REASON_AUDIT = "audit"
 
 GAP_CHECK = "gaps"
 # every table-backed dataset's audit of its stored days (validation/audit.py)
