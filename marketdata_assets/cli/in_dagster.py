@@ -8,6 +8,7 @@ instance. Imported only when asked for, so the plain `marketdata download` never
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,11 +46,8 @@ def _session(settings: Settings, symbols: list[str], intervals: list[str], first
     from marketdata_assets.defs import CodeLocationConfig, MarketDataResource, build_definitions
 
     base = CodeLocationConfig.from_env()
-    config = CodeLocationConfig(
-        symbols=tuple(symbols), intervals=tuple(intervals), start_date=min(base.start_date, first),
-        days_per_run=base.days_per_run, repair_max_attempts=base.repair_max_attempts,
-        repair_backoff_seconds=base.repair_backoff_seconds,
-    )
+    config = dataclasses.replace(base, symbols=tuple(symbols), intervals=tuple(intervals),
+                                 start_date=min(base.start_date, first))
     resource = MarketDataResource(
         database_url=settings.database_url, fapi_url=settings.fapi_url, archive_url=settings.archive_url,
         archive_listing_url=settings.archive_listing_url,

@@ -3,7 +3,8 @@
 `build_definitions(config)` turns every dataset spec of the registry (defs/registry.py) into its asset,
 checks and repair target with the one factory (defs/datasets/), then adds what is not a daily dataset:
 exchange_info and symbol discovery, data quality, the 24 h ticker, the sidecar's tables, the kline
-schedule and settlement sensor. `marketdata_assets.definitions` calls it with the environment's configuration.
+schedule and settlement sensor, and the daily audit of stored data. `marketdata_assets.definitions` calls
+it with the environment's configuration.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from marketdata_assets.defs.config import CodeLocationConfig
+from marketdata_assets.defs.datasets.audit import build_audit_schedule
 from marketdata_assets.defs.datasets.factory import build_dataset
 from marketdata_assets.defs.datasets.repair import build_repair_sensors
 from marketdata_assets.defs.datasets.spec import DailyDatasetSpec
@@ -52,6 +54,7 @@ def _build(config: CodeLocationConfig, marketdata: MarketDataResource | None,
     store = store_kind(marketdata)
     partitions = daily_symbol_partitions(config.start_date)
     datasets = [build_dataset(spec, partitions, store) for spec in specs]
+    audit = build_audit_schedule(specs, config.audit_recent_days, config.audit_cycle_days)
     quality = build_dataset(quality_spec([spec for spec in specs if spec.scored]), partitions, store)
     return dg.Definitions(
         assets=[build_exchange_info_asset(config.symbols), *(d.asset for d in datasets), quality.asset,
@@ -64,7 +67,7 @@ def _build(config: CodeLocationConfig, marketdata: MarketDataResource | None,
             build_stream_monitor_sensor(),
             build_stream_gap_repair_sensor(config.intervals),
         ],
-        schedules=[build_daily_schedule(config.intervals), ticker_24h_schedule],
+        schedules=[build_daily_schedule(config.intervals), ticker_24h_schedule, *([audit] if audit else [])],
         resources={"marketdata": marketdata},
         # Steps of a run execute in the run's process: a step subprocess costs several seconds of imports
         # on a small machine, far more than a day's load; parallelism comes from runs (pool-bounded).

@@ -11,6 +11,8 @@ Environment (all optional):
   MARKETDATA_START_DATE      first daily partition, YYYY-MM-DD
   MARKETDATA_DAYS_PER_RUN    backfill chunk: days per run (BackfillPolicy.multi_run)
   MARKETDATA_REPAIR_MAX_ATTEMPTS, MARKETDATA_REPAIR_BACKOFF_SECONDS  gap repair bounds
+  MARKETDATA_AUDIT_RECENT_DAYS   days up to yesterday the daily audit re-reads (default 3)
+  MARKETDATA_AUDIT_CYCLE_DAYS    the audit sweeps the whole stored history once per this many days (30)
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ DEFAULT_DAYS_PER_RUN = 366
 MAX_PARTITIONS_PER_ASSET = 100_000
 
 
+_INT_KEYS = ("days_per_run", "repair_max_attempts", "repair_backoff_seconds", "audit_recent_days",
+             "audit_cycle_days")
+
+
 def _split(value: str | list | tuple) -> tuple[str, ...]:
     items = value if isinstance(value, list | tuple) else str(value).replace(",", " ").split()
     return tuple(dict.fromkeys(str(item).strip() for item in items if str(item).strip()))
@@ -50,6 +56,8 @@ class CodeLocationConfig:
     days_per_run: int = DEFAULT_DAYS_PER_RUN
     repair_max_attempts: int = 3
     repair_backoff_seconds: int = 600
+    audit_recent_days: int = 3
+    audit_cycle_days: int = 30
 
     def __post_init__(self) -> None:
         if not self.symbols:
@@ -64,6 +72,10 @@ class CodeLocationConfig:
             raise InvalidInputError(f"MARKETDATA_DAYS_PER_RUN={self.days_per_run}: expected 1..3660")
         if self.repair_max_attempts < 0 or self.repair_backoff_seconds < 0:
             raise InvalidInputError("MARKETDATA_REPAIR_MAX_ATTEMPTS / _BACKOFF_SECONDS must be >= 0")
+        if not 0 <= self.audit_recent_days <= 366:
+            raise InvalidInputError(f"MARKETDATA_AUDIT_RECENT_DAYS={self.audit_recent_days}: expected 0..366")
+        if not 1 <= self.audit_cycle_days <= 3660:
+            raise InvalidInputError(f"MARKETDATA_AUDIT_CYCLE_DAYS={self.audit_cycle_days}: expected 1..3660")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CodeLocationConfig:
@@ -75,8 +87,7 @@ class CodeLocationConfig:
                 values.update(tomllib.loads(Path(path).read_text()))
             except (OSError, tomllib.TOMLDecodeError) as exc:
                 raise InvalidInputError(f"MARKETDATA_CONFIG={path!r}: {exc}") from None
-        for key in ("symbols", "intervals", "start_date", "days_per_run", "repair_max_attempts",
-                    "repair_backoff_seconds"):
+        for key in ("symbols", "intervals", "start_date", *_INT_KEYS):
             name = f"MARKETDATA_{key.upper()}"
             if env.get(name):
                 values[key] = env[name]
@@ -90,7 +101,7 @@ class CodeLocationConfig:
             kwargs["intervals"] = _split(values["intervals"])  # type: ignore[arg-type]
         if "start_date" in values:
             kwargs["start_date"] = parse_day(values["start_date"])  # type: ignore[arg-type]
-        for key in ("days_per_run", "repair_max_attempts", "repair_backoff_seconds"):
+        for key in _INT_KEYS:
             if key in values:
                 try:
                     kwargs[key] = int(values[key])  # type: ignore[call-overload]

@@ -199,20 +199,37 @@ def _where_day(dataset: str, symbol: str, interval: str, day: Any) -> sa.ColumnE
     return sa.and_(t.dataset == dataset, t.symbol == symbol, t.interval == interval, t.day == day)
 
 
+_SEVERITY = {CheckStatus.PASSED: 0, CheckStatus.WARNING: 1, CheckStatus.FAILED: 2}
+
+
 def record_check_status(engine: Engine, dataset: str, symbol: str, interval: str,
-                        statuses: Mapping[date, str], reset_repairs: Iterable[date] = ()) -> None:
+                        statuses: Mapping[date, str], reset_repairs: Iterable[date] = (),
+                        some_checks: bool = False) -> None:
     """Each day's check status; a day whose repair checks (gaps, audit) passed gets its repair count reset.
 
+    `some_checks`: the run evaluated only some of the dataset's checks (an audit run), so a day keeps the
+    worse of its recorded status and the new one: a gap still failing is not cleared by a passing audit.
     One executemany per kind of update: a symbol-year is 365 rows, and a round trip each was ~1 s.
     """
     if not statuses:
         return
+    statuses = {day: CheckStatus(str(status)) for day, status in statuses.items()}
     reset = set(reset_repairs)
     now = datetime.now(UTC)
     status_only = (sa.update(partition_ledger).where(_where_day(dataset, symbol, interval, sa.bindparam("b_day")))
                    .values(check_status=sa.bindparam("b_status"), updated_at=now))
     with_reset = status_only.values(repair_attempts=0)
     with engine.begin() as conn:
+        if some_checks:
+            t = partition_ledger.c
+            recorded = conn.execute(sa.select(t.day, t.check_status).where(
+                t.dataset == dataset, t.symbol == symbol, t.interval == interval,
+                t.day.in_(list(statuses)), t.check_status.is_not(None)))
+            for day, stored in recorded:
+                if stored in CheckStatus._value2member_map_ and \
+                        _SEVERITY[CheckStatus(stored)] > _SEVERITY[statuses[day]]:
+                    statuses[day] = CheckStatus(stored)
+            reset = {day for day in reset if statuses[day] != CheckStatus.FAILED}
         for statement, group in ((with_reset, True), (status_only, False)):
             params = [{"b_day": day, "b_status": str(status)} for day, status in statuses.items()
                       if (day in reset) == group]
@@ -241,6 +258,16 @@ def repair_state(engine: Engine, dataset: str, symbol: str, interval: str, day: 
     with engine.connect() as conn:
         row = conn.execute(query).first()
     return (int(row.repair_attempts or 0), row.check_status) if row is not None else (0, None)
+
+
+def stored_days(engine: Engine, dataset: str, interval: str) -> list[tuple[str, date]]:
+    """(symbol, day) of every day of a dataset that holds rows (complete or incomplete), oldest first."""
+    t = partition_ledger.c
+    query = (sa.select(t.symbol, t.day)
+             .where(t.dataset == dataset, t.interval == interval, t.status.in_(STORED_STATUSES))
+             .order_by(t.day, t.symbol))
+    with engine.connect() as conn:
+        return [(row.symbol, row.day) for row in conn.execute(query)]
 
 
 def provisional_days(engine: Engine, dataset: str, intervals: Sequence[str], before: date,

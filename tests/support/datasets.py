@@ -4,7 +4,7 @@
   fresh PostgreSQL schema (dropped afterwards). Import it into a test module to use it.
 - `run_dataset`: one partition or a range of one asset with its checks (or the checks only), in process;
   `run_partition` / `run_checks_only`: its two common cases.
-- `repair_flow`: the acceptance path of a gap repair: remove data, the check fails, the sensor requests
+- `repair_flow`: the acceptance path of a repair: remove or alter data, the check fails, the sensor requests
   exactly that partition (run key, tags), the run repairs it, the check passes, the next tick is empty.
 """
 
@@ -81,8 +81,9 @@ def repair_sensor_names(defs) -> list[str]:
 
 
 def repair_flow(defs, instance, resource, key: dg.AssetKey, pk: str, sensor: str,
-                remove: Callable[[], None], ledger: tuple[str, str]) -> dict:
-    """Run the whole repair path for one partition; returns the failed gaps evaluation's metadata."""
+                remove: Callable[[], None], ledger: tuple[str, str], check: str = "gaps") -> dict:
+    """Run the whole repair path for one partition: `remove` breaks it, `check` (gaps, or audit for
+    altered rows) fails, the sensor repairs; returns the failed evaluation's metadata."""
     from marketdata_assets.binance.intervals import parse_day
     from marketdata_assets.defs.constants import REASON_REPAIR, TAG_REASON, TAG_REPAIR_ATTEMPT
 
@@ -96,11 +97,11 @@ def repair_flow(defs, instance, resource, key: dg.AssetKey, pk: str, sensor: str
 
     loaded = run_partition(defs, instance, resource, key, pk)
     assert loaded.success
-    assert check_results(loaded, "gaps")[("gaps", pk)].passed
+    assert check_results(loaded, check)[(check, pk)].passed
     assert tick(defs, sensor, instance, resource).run_requests == []
 
     remove()
-    failed = check_results(run_checks_only(defs, instance, resource, key, pk), "gaps")[("gaps", pk)]
+    failed = check_results(run_checks_only(defs, instance, resource, key, pk), check)[(check, pk)]
     assert not failed.passed
     assert ledger_row().check_status == "failed"
     for other in repair_sensor_names(defs):  # no other repair sensor reacts to this dataset's failure
@@ -119,7 +120,7 @@ def repair_flow(defs, instance, resource, key: dg.AssetKey, pk: str, sensor: str
 
     repaired = execute_request(defs, instance, resource, request)
     assert repaired.success
-    assert check_results(repaired, "gaps")[("gaps", pk)].passed
+    assert all(e.passed for e in check_results(repaired, check).values())
     row = ledger_row()
     assert (row.check_status, row.repair_attempts) in {("passed", 0), ("warning", 0)}
     assert tick(defs, sensor, instance, resource, cursor=first.cursor).run_requests == []

@@ -59,7 +59,8 @@ def execute_request(defs, instance, resource, request, raise_on_error: bool = Tr
 
     keys = list(request.asset_selection or [])
     check_keys = list(request.asset_check_keys or [])
-    assets = [defs.get_assets_def(key) for key in keys]
+    # the checked assets are part of the job even when only their checks are selected
+    assets = [defs.get_assets_def(key) for key in dict.fromkeys([*keys, *(k.asset_key for k in check_keys)])]
     checks = [c for c in defs.asset_checks if set(c.check_keys) & set(check_keys)]
     selection = dg.AssetSelection.assets(*keys).without_checks() | dg.AssetSelection.checks(*check_keys)
     return dg.materialize(

@@ -21,8 +21,9 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 
 from marketdata_assets.binance.intervals import InvalidInputError
 from marketdata_assets.defs.constants import AUDIT_CHECK, REPAIR_CHECKS
+from marketdata_assets.defs.datasets.audit import TAG_AUDIT_SCOPE, AuditScope, first_day, sweep_keys
 from marketdata_assets.defs.datasets.spec import DailyDatasetSpec, Verdicts
-from marketdata_assets.defs.partitions import DATE_DIM, SYMBOLS_PARTITIONS_NAME, days_by_symbol, partition_key
+from marketdata_assets.defs.partitions import SYMBOLS_PARTITIONS_NAME, days_by_symbol, partition_key
 from marketdata_assets.defs.resources import MarketDataResource
 from marketdata_assets.storage.ledger import CheckStatus, DayStatus, record_check_status
 from marketdata_assets.validation.audit import audit_days
@@ -143,15 +144,18 @@ def build_checks(spec: DailyDatasetSpec, partitions_def: dg.PartitionsDefinition
         selected_keys = sorted(context.selected_asset_check_keys, key=lambda k: k.name)
         selected = {k.name for k in selected_keys}
         op_context = context.op_execution_context
+        runtime = marketdata.runtime()
         if op_context.has_partition_key or op_context.has_partition_key_range:
             keys = list(context.partition_keys)
+        elif TAG_AUDIT_SCOPE in context.run.tags:
+            keys = audit_scope_keys(context, runtime, spec, partitions_def)
         else:
             keys = recent_partition_keys(context.instance, partitions_def, UNPARTITIONED_RECENT_DAYS)
             context.log.info(f"{spec.name} checks: no partition selected, checking the last "
                              f"{UNPARTITIONED_RECENT_DAYS} day(s) of every symbol ({len(keys)} partition(s))")
         grouped = run_partitions(f"{spec.name} checks", keys)
+        some_checks = selected != set(spec.check_descriptions)
         targets = latest_materializations(context.instance, spec.key, keys)
-        runtime = marketdata.runtime()
         failed = 0
         for symbol, days in grouped.items():
             verdicts = dict(family.evaluate(runtime, symbol, days, selected - {AUDIT_CHECK})
@@ -161,7 +165,8 @@ def build_checks(spec: DailyDatasetSpec, partitions_def: dg.PartitionsDefinition
             evals, statuses, repaired = evaluations(spec, symbol, days, verdicts, targets)
             yield from evals
             failed += sum(status == CheckStatus.FAILED for status in statuses.values())
-            record_check_status(runtime.engine, spec.ledger_dataset, symbol, spec.interval, statuses, repaired)
+            record_check_status(runtime.engine, spec.ledger_dataset, symbol, spec.interval, statuses, repaired,
+                                some_checks=some_checks)
         # each check's output, once: the evaluations above carry the results (no "did not yield" lines)
         for key in selected_keys:
             yield dg.Output(None, output_name=op_context.assets_def.get_output_name_for_asset_check_key(key))
@@ -170,15 +175,26 @@ def build_checks(spec: DailyDatasetSpec, partitions_def: dg.PartitionsDefinition
     return _checks
 
 
+def audit_scope_keys(context: dg.AssetCheckExecutionContext, runtime, spec: DailyDatasetSpec,
+                     partitions_def: dg.PartitionsDefinition) -> list[str]:
+    """The partitions of an audit run (defs/datasets/audit.py): recent days plus today's history slot."""
+    try:
+        scope = AuditScope.parse(context.run.tags[TAG_AUDIT_SCOPE])
+    except InvalidInputError as exc:
+        raise dg.Failure(description=f"{spec.name} checks: {exc}") from None
+    recent = recent_partition_keys(context.instance, partitions_def, scope.recent_days)
+    swept = sweep_keys(context.instance, runtime.engine, spec, partitions_def, scope)
+    keys = list(dict.fromkeys([*recent, *swept]))
+    context.log.info(f"{spec.name} audit ({scope.tag}): {len(recent)} recent partition(s), {len(swept)} from the "
+                     f"history sweep (slot {scope.slot} of {scope.cycle_days})")
+    return keys
+
+
 def recent_partition_keys(instance: dg.DagsterInstance, partitions_def: dg.PartitionsDefinition,
                           days: int) -> list[str]:
     """The last `days` complete days of every symbol (within the partitions' first day)."""
     symbols = instance.get_dynamic_partitions(SYMBOLS_PARTITIONS_NAME)
-    first = None
-    if isinstance(partitions_def, dg.MultiPartitionsDefinition):
-        date_def = partitions_def.get_partitions_def_for_dimension(DATE_DIM)
-        if isinstance(date_def, dg.TimeWindowPartitionsDefinition):
-            first = date_def.start.date()
+    first = first_day(partitions_def)
     today = datetime.now(UTC).date()
     wanted = [today - timedelta(days=i) for i in range(days, 0, -1)]
     return [str(partition_key(day, symbol)) for symbol in sorted(symbols) for day in wanted
