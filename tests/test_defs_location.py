@@ -38,7 +38,7 @@ def test_default_location_has_one_asset_per_interval_with_pool_policy_and_checks
         "gap_repair_price_klines", "gap_repair_funding_rates", "gap_repair_agg_trades",
         "gap_repair_metrics", "gap_repair_book_depth",
     }
-    assert {s.name for s in defs.schedules} == {"daily_refresh", "ticker_24h_hourly"}
+    assert {s.name for s in defs.schedules} == {"daily_refresh", "ticker_24h_hourly", "audit_stored_data"}
 
 
 def test_configuration_from_environment_and_file(tmp_path):
