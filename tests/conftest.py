@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 # ----- storage (marketdata_assets.storage): pg_engine, sqlite_engine, db_engine, repo -----------------
-pytest_plugins = ["tests.support.db", "tests.support.defs", "tests.support.datasets", "tests.support.sim"]
+pytest_plugins = ["tests.support.db", "tests.support.defs", "tests.support.datasets", "tests.support.sim",
+                  "tests.support.ui"]
 
 # ----- simulator (marketdata_sim) -------------------------------------------------------------------
 SIM_NOW = "2024-04-02T12:00:00Z"

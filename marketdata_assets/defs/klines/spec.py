@@ -60,7 +60,8 @@ def kline_check_family(kind: KlineKind, interval: str) -> CheckFamily:
 
 def _previews(kind: KlineKind, interval: str):
     """A preview of each day's stored bars, from one read per symbol; a run of more than PREVIEW_DAYS days
-    gets none (a symbol-year's 525,600 bars are not worth a second read for a table of five rows a day)."""
+    gets none (a symbol-year's 525,600 bars are not worth a second read for a table of five rows a day).
+    Prices as stored (Decimal text, trailing zeros kept), as the exchange published them."""
     def day_extras(runtime, results) -> dict:
         out: dict = {}
         if len(results) > PREVIEW_DAYS:
@@ -72,7 +73,7 @@ def _previews(kind: KlineKind, interval: str):
             first, last = min(days), max(days)
             start = datetime.fromtimestamp(day_start_ms(first) / 1000, tz=UTC)
             end = datetime.fromtimestamp(day_start_ms(last) / 1000, tz=UTC) + timedelta(days=1)
-            frame = runtime.repo.get_klines(symbol, interval, start, end, kind=kind.name)
+            frame = runtime.repo.get_klines(symbol, interval, start, end, exact=True, kind=kind.name)
             for day, rows in kc.split_by_day(frame, days).items():
                 out[(symbol, day)] = {"preview": preview(rows)}
                 if not kind.is_trade:
