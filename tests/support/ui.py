@@ -79,6 +79,7 @@ class UiStack:
     home: Path
     db_path: Path
     artifacts: Path
+    sim: Any = None  # the marketdata_sim.SimServer the deployment points at (its clock can be moved)
     procs: list[subprocess.Popen] = field(default_factory=list)
 
     @property
@@ -153,7 +154,7 @@ def start_ui_stack() -> Iterator[UiStack]:
                "DAGSTER_TELEMETRY_DISABLED": "1"}
         env.pop("DAGSTER_URL", None)
         stack = UiStack(url=f"http://127.0.0.1:{port}", env=env, home=home, db_path=db_path, artifacts=artifacts,
-                        procs=procs)
+                        sim=sim, procs=procs)
         upgraded = stack.marketdata("db", "upgrade", timeout=120)
         assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
         # two processes creating a fresh SQLite instance at once can stamp its schema twice: create it first
