@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection
 
 from marketdata_assets.binance.intervals import DAY_MS, day_start_ms
@@ -97,27 +98,76 @@ def _runs(days: Iterable[date]) -> list[list[date]]:
 
 def day_digests(conn: Connection, dataset: str, symbol: str, interval: str,
                 days: Sequence[date]) -> dict[date, DayDigest]:
-    """Row count and digest of each of `days` as stored now (a day without rows: 0 rows, the empty digest)."""
+    """Row count and digest of each of `days` as stored now (a day without rows: 0 rows, the empty digest).
+
+    The digested text: one line per row in key order, its content columns as the database renders them
+    (times as epoch ms) joined by `|`, NULL as empty. PostgreSQL hashes it in the server (one row per day
+    comes back: ~0.5 s for a symbol-year of 1m bars against ~3 s read into Python), SQLite in Python. A
+    digest is compared only with one the same store computed (the ledger lives beside the table)."""
     content = DAY_CONTENTS[dataset]
-    table = content.table
-    postgres = is_postgres(conn)
-    time_col = table.c[content.time_column]
-    values = [c for c in table.columns if c.name not in NOT_CONTENT and c.name not in ("symbol", "interval")]
-    selected = [epoch_ms(time_col, postgres), *[_as_stored(c, postgres) for c in values]]
+    digest_run = _digest_run_postgres if is_postgres(conn) else _digest_run_python
     out: dict[date, DayDigest] = {}
     for run in _runs(days):
-        lo = datetime.fromtimestamp(day_start_ms(run[0]) / 1000, UTC)
-        hi = datetime.fromtimestamp((day_start_ms(run[-1]) + DAY_MS) / 1000, UTC)
-        bounds = (time_col > lo, time_col <= hi) if content.closed_right else (time_col >= lo, time_col < hi)
-        query = sa.select(*selected).where(table.c.symbol == symbol, *bounds)
-        if content.has_interval:
-            query = query.where(table.c.interval == interval)
-        query = query.order_by(time_col, *[table.c[name] for name in content.order])
-        hashes = {day: hashlib.sha256() for day in run}
-        counts = dict.fromkeys(run, 0)
-        for row in conn.execute(query):
-            day = content.day_of(int(row[0]))
-            hashes[day].update(("|".join(map(str, row[1:])) + "\n").encode())
-            counts[day] += 1
-        out.update({day: DayDigest(counts[day], hashes[day].hexdigest()) for day in run})
+        found = digest_run(conn, content, symbol, interval, run)
+        out.update({day: found.get(day, EMPTY_DAY) for day in run})
     return out
+
+
+EMPTY_DAY = DayDigest(0, hashlib.sha256().hexdigest())
+
+
+def _content_columns(content: DayContent, postgres: bool) -> list[sa.ColumnElement]:
+    table = content.table
+    values = [c for c in table.columns if c.name not in NOT_CONTENT and c.name not in ("symbol", "interval")
+              and c.name != content.time_column]
+    return [epoch_ms(table.c[content.time_column], postgres), *[_as_stored(c, postgres) for c in values]]
+
+
+def _where(content: DayContent, symbol: str, interval: str, run: Sequence[date]) -> list[sa.ColumnElement]:
+    table = content.table
+    time_col = table.c[content.time_column]
+    lo = datetime.fromtimestamp(day_start_ms(run[0]) / 1000, UTC)
+    hi = datetime.fromtimestamp((day_start_ms(run[-1]) + DAY_MS) / 1000, UTC)
+    bounds = [time_col > lo, time_col <= hi] if content.closed_right else [time_col >= lo, time_col < hi]
+    where = [table.c.symbol == symbol, *bounds]
+    if content.has_interval:
+        where.append(table.c.interval == interval)
+    return where
+
+
+def _order(content: DayContent) -> list[sa.Column]:
+    return [content.table.c[name] for name in (content.time_column, *content.order)]
+
+
+def _digest_run_postgres(conn: Connection, content: DayContent, symbol: str, interval: str,
+                         run: Sequence[date]) -> dict[date, DayDigest]:
+    columns = _content_columns(content, postgres=True)
+    line = sa.func.concat_ws("|", *[sa.func.coalesce(sa.cast(c, sa.Text), "") for c in columns])
+    epoch_day = (columns[0] - (1 if content.closed_right else 0)) // DAY_MS
+    order = _order(content)
+    rows = (sa.select(epoch_day.label("epoch_day"), line.label("line"),
+                      *[c.label(f"order_{i}") for i, c in enumerate(order)])
+            .where(*_where(content, symbol, interval, run)).subquery())
+    text = sa.func.string_agg(rows.c.line, aggregate_order_by(sa.literal("\n"),
+                                                              *[rows.c[f"order_{i}"] for i in range(len(order))]))
+    digest = sa.func.encode(sa.func.sha256(sa.func.convert_to(text, "UTF8")), "hex")
+    query = sa.select(rows.c.epoch_day, sa.func.count(), digest).group_by(rows.c.epoch_day)
+    return {EPOCH_DAY + timedelta(days=int(d)): DayDigest(int(n), h) for d, n, h in conn.execute(query)}
+
+
+def _digest_run_python(conn: Connection, content: DayContent, symbol: str, interval: str,
+                       run: Sequence[date]) -> dict[date, DayDigest]:
+    query = (sa.select(*_content_columns(content, postgres=False))
+             .where(*_where(content, symbol, interval, run)).order_by(*_order(content)))
+    hashes: dict[date, hashlib._Hash] = {}
+    counts: dict[date, int] = {}
+    for row in conn.execute(query):
+        day = content.day_of(int(row[0]))
+        line = "|".join("" if v is None else str(v) for v in row)
+        if day in hashes:
+            hashes[day].update(("\n" + line).encode())
+            counts[day] += 1
+        else:
+            hashes[day] = hashlib.sha256(line.encode())
+            counts[day] = 1
+    return {day: DayDigest(counts[day], hashes[day].hexdigest()) for day in hashes}
