@@ -48,34 +48,39 @@ def test_daily_schedule_at_0015_utc_requests_yesterday_for_every_symbol_and_inte
     assert all(len(r.asset_check_keys) == 8 for r in data.run_requests)  # rows, gaps, continuity, agrees_with_1m
 
 
-def test_discovery_adds_trading_perpetuals_removes_unconfigured_and_delisted_stop_being_scheduled(
+def test_discovery_adds_configured_symbols_keeps_hand_added_ones_and_removes_only_what_the_exchange_delisted(
     md_resource, sim
 ):
-    universe = ("BTCUSDT", "ETHUSDT", "NEWUSDT", "OLDUSDT", "GONEUSDT", "NOPEUSDT")
+    universe = ("BTCUSDT", "ETHUSDT", "NEWUSDT", "OLDUSDT", "NOPEUSDT")
     defs = build_definitions(CodeLocationConfig(symbols=universe, intervals=("1h",), start_date=date(2024, 1, 1)),
                              md_resource)
     with dg.instance_for_test() as instance:
-        # OLDUSDT was added while it traded; XRPUSDT was configured once and is not any more
-        instance.add_dynamic_partitions("symbols", ["BTCUSDT", "OLDUSDT", "XRPUSDT"])
+        # OLDUSDT (configured) was added while it traded; SOLUSDT, GONEUSDT and XRPUSDT were added by hand
+        # (the UI's "Add a partition"): SOL trades, GONE was delisted and dropped from exchangeInfo, XRP is
+        # not listed by this exchange at all
+        instance.add_dynamic_partitions("symbols", ["BTCUSDT", "OLDUSDT", "SOLUSDT", "GONEUSDT", "XRPUSDT"])
         data = tick(defs, "symbol_discovery", instance, md_resource)
         adds = [r for r in data.dynamic_partitions_requests if isinstance(r, dg.AddDynamicPartitionsRequest)]
         deletes = [r for r in data.dynamic_partitions_requests if isinstance(r, dg.DeleteDynamicPartitionsRequest)]
         assert [list(r.partition_keys) for r in adds] == [["ETHUSDT", "NEWUSDT"]]
-        assert [list(r.partition_keys) for r in deletes] == [["XRPUSDT"]]
+        assert [list(r.partition_keys) for r in deletes] == [["GONEUSDT", "XRPUSDT"]]
         assert [list(r.asset_selection) for r in data.run_requests] == [[EXCHANGE_INFO_KEY]]
 
         # what the daemon does with the result: apply the partition requests, run exchange_info
         instance.add_dynamic_partitions("symbols", ["ETHUSDT", "NEWUSDT"])
-        instance.delete_dynamic_partition("symbols", "XRPUSDT")
+        for symbol in ("GONEUSDT", "XRPUSDT"):
+            instance.delete_dynamic_partition("symbols", symbol)
         assert execute_request(defs, instance, md_resource, data.run_requests[0]).success
         again = tick(defs, "symbol_discovery", instance, md_resource, cursor=data.cursor)
         assert again.run_requests == [] and not again.dynamic_partitions_requests
+        assert "SOLUSDT" in instance.get_dynamic_partitions("symbols")  # hand-added, trading: stays
 
-        # the delisted symbol keeps its partitions (history) but is no longer scheduled
+        # the delisted configured symbol keeps its partitions (history) but is no longer scheduled; the
+        # hand-added trading symbol is scheduled like a configured one
         scheduled = _schedule_tick(defs, instance, datetime(2024, 4, 2, 0, 15, tzinfo=UTC)).run_requests
         assert "OLDUSDT" in instance.get_dynamic_partitions("symbols")
         assert sorted(r.partition_key for r in scheduled) == [
-            "2024-04-01|BTCUSDT", "2024-04-01|ETHUSDT", "2024-04-01|NEWUSDT"
+            "2024-04-01|BTCUSDT", "2024-04-01|ETHUSDT", "2024-04-01|NEWUSDT", "2024-04-01|SOLUSDT"
         ]
 
 

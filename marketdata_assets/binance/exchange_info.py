@@ -14,6 +14,9 @@ from marketdata_assets.binance.intervals import InvalidInputError, validate_symb
 PERPETUAL_SENTINEL_MS = 4_133_404_800_000
 
 
+DELISTED_STATUSES = frozenset({"SETTLING", "CLOSE", "DELIVERED"})
+
+
 @dataclass(frozen=True)
 class SymbolInfo:
     symbol: str
@@ -25,6 +28,11 @@ class SymbolInfo:
     @property
     def is_trading_perpetual(self) -> bool:
         return self.status == "TRADING" and self.contract_type == "PERPETUAL"
+
+    @property
+    def is_delisted(self) -> bool:
+        """Settling or closed (a delisted perpetual), or delivered (an expired quarterly): SPEC D.3."""
+        return self.status in DELISTED_STATUSES
 
     def as_dict(self) -> dict:
         return {

@@ -1,4 +1,5 @@
-"""`exchange_info`: the symbols of the configured universe as the exchange describes them.
+"""`exchange_info`: the tracked symbols as the exchange describes them (the configured universe and every
+other symbol of the `symbols` partitions, e.g. one added in the UI).
 
 Its materialization carries the universe (status, contract type, onboard/delivery dates) as metadata;
 the daily schedule reads the latest one to stop scheduling symbols that are no longer trading. Every
@@ -12,6 +13,7 @@ import dagster as dg
 
 from marketdata_assets.binance.exchange_info import SymbolInfo, parse_exchange_info
 from marketdata_assets.defs.constants import BINANCE_POOL, EXCHANGE_INFO_KEY
+from marketdata_assets.defs.partitions import SYMBOLS_PARTITIONS_NAME
 from marketdata_assets.defs.resources import MarketDataResource
 
 TRADING_SYMBOLS_KEY = "trading_symbols"
@@ -41,14 +43,19 @@ def universe_metadata(universe: tuple[str, ...], symbols: dict[str, SymbolInfo])
     }
 
 
+def tracked_symbols(universe: tuple[str, ...], partitions: list[str]) -> tuple[str, ...]:
+    """The configured universe, then every other symbol of the `symbols` partitions (added by hand)."""
+    return tuple(dict.fromkeys([*universe, *sorted(partitions)]))
+
+
 def build_exchange_info_asset(universe: tuple[str, ...]) -> dg.AssetsDefinition:
     @dg.asset(
         key=EXCHANGE_INFO_KEY,
         group_name="exchange",
         kinds={"python", "binance"},
         pool=BINANCE_POOL,
-        description="exchangeInfo of Binance USD-M Futures for the configured symbol universe: status, "
-                    "contract type, onboard and delivery dates.",
+        description="exchangeInfo of Binance USD-M Futures for the tracked symbols (the configured universe "
+                    "and those added by hand): status, contract type, onboard and delivery dates.",
     )
     def exchange_info(context: dg.AssetExecutionContext, marketdata: MarketDataResource) -> dg.MaterializeResult:
         from marketdata_assets.binance.rest import BinanceRestClient
@@ -58,8 +65,9 @@ def build_exchange_info_asset(universe: tuple[str, ...]) -> dg.AssetsDefinition:
             symbols = parse_exchange_info(rest.exchange_info())
         finally:
             rest.close()
-        meta = universe_metadata(universe, symbols)
-        context.log.info(f"exchangeInfo: {len(symbols)} symbols, trading in universe: "
+        tracked = tracked_symbols(universe, context.instance.get_dynamic_partitions(SYMBOLS_PARTITIONS_NAME))
+        meta = universe_metadata(tracked, symbols)
+        context.log.info(f"exchangeInfo: {len(symbols)} symbols, trading among the tracked: "
                          f"{meta[TRADING_SYMBOLS_KEY].value}")
         return dg.MaterializeResult(metadata=meta)
 

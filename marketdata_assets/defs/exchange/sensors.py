@@ -1,10 +1,12 @@
-"""Symbol discovery: keep the dynamic `symbols` partitions in line with the universe and exchangeInfo.
+"""Symbol discovery: the dynamic `symbols` partitions only grow, except for what the exchange delisted.
 
-- a symbol of the configured universe that is a trading perpetual is added;
-- a symbol removed from the configured universe is removed (its rows stay in the store);
-- a symbol still configured but no longer trading (delisted, settling) keeps its partitions, so its
-  history stays visible, but the daily schedule stops requesting it (it reads `exchange_info`).
-When what the exchange says about the universe changes, the sensor also refreshes `exchange_info`.
+- a symbol of the configured universe (MARKETDATA_SYMBOLS) that is a trading perpetual is added;
+- a symbol added by hand (the UI's "Add a partition", `marketdata download`) stays: discovery never removes
+  a symbol because it is not configured;
+- a symbol not configured that the exchange delisted (settling, closed, delivered) or no longer lists is
+  removed, with a log line saying so; its stored rows stay. A configured symbol is never removed: it
+  keeps its partitions (its history stays visible) and the daily schedule stops requesting it.
+When what the exchange says about these symbols changes, the sensor also refreshes `exchange_info`.
 """
 
 import hashlib
@@ -12,10 +14,19 @@ import json
 
 import dagster as dg
 
-from marketdata_assets.binance.exchange_info import parse_exchange_info
+from marketdata_assets.binance.exchange_info import SymbolInfo, parse_exchange_info
 from marketdata_assets.defs.constants import EXCHANGE_INFO_KEY, REASON_DISCOVERY, TAG_REASON
+from marketdata_assets.defs.exchange.assets import tracked_symbols
 from marketdata_assets.defs.partitions import SYMBOLS_PARTITIONS_NAME, symbols_partitions
 from marketdata_assets.defs.resources import MarketDataResource
+
+
+def delisted_reason(symbol: str, symbols: dict[str, SymbolInfo]) -> str | None:
+    """Why the exchange says `symbol` is gone (None: it is not)."""
+    info = symbols.get(symbol)
+    if info is None:
+        return "no longer listed in exchangeInfo"
+    return f"status {info.status}" if info.is_delisted else None
 
 
 def build_symbol_discovery_sensor(universe: tuple[str, ...], interval_seconds: int = 3600) -> dg.SensorDefinition:
@@ -24,8 +35,9 @@ def build_symbol_discovery_sensor(universe: tuple[str, ...], interval_seconds: i
         minimum_interval_seconds=interval_seconds,
         target=dg.AssetSelection.assets(EXCHANGE_INFO_KEY),
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Adds the configured symbols that are trading perpetuals to the `symbols` partitions, "
-                    "removes symbols no longer configured, and refreshes exchange_info when it changed.",
+        description="Adds the configured symbols that are trading perpetuals to the `symbols` partitions; "
+                    "symbols added by hand stay until the exchange delists them; refreshes exchange_info "
+                    "when what the exchange says about them changed.",
     )
     def symbol_discovery(context: dg.SensorEvaluationContext, marketdata: MarketDataResource):
         from marketdata_assets.binance.rest import BinanceRestClient
@@ -35,27 +47,32 @@ def build_symbol_discovery_sensor(universe: tuple[str, ...], interval_seconds: i
             symbols = parse_exchange_info(rest.exchange_info())
         finally:
             rest.close()
-        wanted = [s for s in universe if s in symbols and symbols[s].is_trading_perpetual]
-        current = set(context.instance.get_dynamic_partitions(SYMBOLS_PARTITIONS_NAME))
-        add = [s for s in wanted if s not in current]
-        remove = sorted(current - set(universe))
-        state = {s: symbols[s].as_dict() for s in universe if s in symbols}
+        current = context.instance.get_dynamic_partitions(SYMBOLS_PARTITIONS_NAME)
+        add = [s for s in universe if s in symbols and symbols[s].is_trading_perpetual and s not in current]
+        gone = {s: reason for s in current if s not in universe
+                if (reason := delisted_reason(s, symbols)) is not None}
+        tracked = tracked_symbols(universe, [s for s in current if s not in gone])
+        state = {s: symbols[s].as_dict() for s in tracked if s in symbols}
         digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
 
         requests = []
         if add:
             requests.append(symbols_partitions.build_add_request(add))
-        if remove:
-            requests.append(symbols_partitions.build_delete_request(remove))
+            context.log.info(f"added to the symbols partitions (configured, trading): {', '.join(add)}")
+        if gone:
+            requests.append(symbols_partitions.build_delete_request(sorted(gone)))
+            for symbol, reason in sorted(gone.items()):
+                context.log.info(f"removed {symbol} from the symbols partitions: delisted by the exchange "
+                                 f"({reason}); its stored rows stay")
         runs = []
         if digest != context.cursor:
             runs.append(dg.RunRequest(run_key=f"exchange_info:{digest}", asset_selection=[EXCHANGE_INFO_KEY],
                                       tags={TAG_REASON: REASON_DISCOVERY}))
-        not_trading = sorted(set(universe) - set(wanted))
+        not_trading = sorted(s for s in tracked if not (s in symbols and symbols[s].is_trading_perpetual))
         if not requests and not runs:
             return dg.SkipReason(f"symbols unchanged: {len(current)} partition(s); not trading or not listed: "
                                  f"{', '.join(not_trading) or 'none'}")
-        context.log.info(f"add {add}, remove {remove}; not trading or not listed: {not_trading}")
         return dg.SensorResult(run_requests=runs, dynamic_partitions_requests=requests, cursor=digest)
 
     return symbol_discovery
+
