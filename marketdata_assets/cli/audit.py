@@ -12,8 +12,7 @@ from __future__ import annotations
 import click
 
 from marketdata_assets.binance.intervals import InvalidInputError, parse_day, validate_interval, validate_symbol
-from marketdata_assets.cli.options import MultiValueOption, settings_from_flags, settings_options
-from marketdata_assets.ingest.klines import today_utc
+from marketdata_assets.cli.options import MultiValueOption, settings_from_flags, settings_options, today_utc
 
 SHOWN = 50  # problem lines printed before "... and N more"
 

@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
-import httpx
 
 from marketdata_assets.binance.intervals import (
     InvalidInputError,
@@ -62,6 +61,8 @@ class DagsterGraphQL:
     """A minimal GraphQL client for the webserver (`/graphql`); errors name the server and the operation."""
 
     def __init__(self, url: str, timeout: float = 30.0) -> None:
+        import httpx  # here, not at import time: `marketdata backfill --help` stays light
+
         self.url = url.rstrip("/") + "/graphql"
         self.http = httpx.Client(timeout=timeout)
 
@@ -69,6 +70,8 @@ class DagsterGraphQL:
         self.http.close()
 
     def execute(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        import httpx
+
         try:
             response = self.http.post(self.url, json={"query": query, "variables": variables})
         except httpx.HTTPError as exc:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from marketdata_assets.cli.options import settings_from_flags
-from marketdata_assets.storage.engine import describe_url
-from marketdata_assets.storage.migrate import current_revision, head_revision, upgrade
+
+# storage (SQLAlchemy, Alembic) is imported inside the commands: `marketdata db --help` stays light
 
 
 @click.group("db")
@@ -19,6 +19,9 @@ def db_group() -> None:
 @click.option("--revision", default="head", show_default=True)
 def upgrade_command(database_url: str | None, revision: str) -> None:
     """Create or migrate the market-data tables."""
+    from marketdata_assets.storage.engine import describe_url
+    from marketdata_assets.storage.migrate import head_revision, upgrade
+
     settings = settings_from_flags(database_url=database_url)
     settings.ensure_sqlite_dir()
     applied = upgrade(settings.database_url, revision)
@@ -30,6 +33,7 @@ def upgrade_command(database_url: str | None, revision: str) -> None:
 def current_command(database_url: str | None) -> None:
     """Print the database's revision."""
     from marketdata_assets.storage.engine import make_engine
+    from marketdata_assets.storage.migrate import current_revision
 
     settings = settings_from_flags(database_url=database_url)
     engine = make_engine(settings.database_url)

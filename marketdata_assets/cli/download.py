@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 import click
-from tqdm import tqdm
 
-from marketdata_assets.binance.errors import BinanceError
-from marketdata_assets.binance.exchange_info import parse_exchange_info
 from marketdata_assets.binance.intervals import (
     InvalidInputError,
     day_of_ms,
@@ -23,11 +21,13 @@ from marketdata_assets.binance.intervals import (
     validate_interval,
     validate_symbol,
 )
-from marketdata_assets.cli.options import MultiValueOption, settings_from_flags, settings_options
-from marketdata_assets.ingest.contract import DayResult
-from marketdata_assets.ingest.klines import today_utc
-from marketdata_assets.ingest.runtime import open_runtime
-from marketdata_assets.storage.engine import describe_url
+from marketdata_assets.cli.options import MultiValueOption, settings_from_flags, settings_options, today_utc
+
+if TYPE_CHECKING:
+    from marketdata_assets.ingest.contract import DayResult
+
+# the loaders, storage, tqdm and the Binance client are imported inside the command, so that
+# `marketdata download --help` and bad input (exit 2) stay light
 
 
 def resolve_days(start: str | None, end: str | None, days: int | None, today: date) -> list[date]:
@@ -100,6 +100,13 @@ def download_command(symbols, intervals, start, end, days, force, no_progress, i
     except InvalidInputError as exc:
         raise click.UsageError(str(exc)) from None
 
+    from tqdm import tqdm
+
+    from marketdata_assets.binance.errors import BinanceError
+    from marketdata_assets.binance.exchange_info import parse_exchange_info
+    from marketdata_assets.ingest.runtime import open_runtime
+    from marketdata_assets.storage.engine import describe_url
+
     with open_runtime(settings) as runtime:
         try:
             # the exchange's clock says what "today" is; its exchangeInfo which symbols exist and since when
@@ -147,7 +154,10 @@ def download_command(symbols, intervals, start, end, days, force, no_progress, i
 
 def _download_in_dagster(settings, symbols: list[str], intervals: list[str], day_list: list[date], runtime,
                          no_progress: bool) -> None:
+    from tqdm import tqdm
+
     from marketdata_assets.cli.in_dagster import materialize_klines
+    from marketdata_assets.ingest.contract import DayResult
 
     with tqdm(total=len(symbols) * len(intervals), unit="run", disable=no_progress) as bar:
         errors = materialize_klines(

@@ -8,13 +8,16 @@ import click
 
 from marketdata_assets.binance.intervals import InvalidInputError, parse_day
 from marketdata_assets.cli.options import MultiValueOption, settings_from_flags, settings_options
-from marketdata_assets.export import export_table, table_names, table_spec
-from marketdata_assets.export.writer import FORMATS
-from marketdata_assets.storage.engine import describe_url, make_engine
+
+# marketdata_assets.export (pyarrow, SQLAlchemy) is imported inside the command so that `marketdata export
+# --help` stays light; its names for the help text are kept here (tests/test_cli_startup.py checks them
+# against export.table_names() and export.writer.FORMATS)
+TABLE_NAMES = ("agg_trades", "funding_rates", "klines", "mark_price_updates", "order_book_snapshots", "ticker_24h")
+FORMATS = ("parquet", "csv")
 
 
 @click.command("export")
-@click.option("--table", "table", required=True, help=f"One of: {', '.join(table_names())}.")
+@click.option("--table", "table", required=True, help=f"One of: {', '.join(TABLE_NAMES)}.")
 @click.option("--symbols", cls=MultiValueOption, required=True, help="e.g. --symbols BTCUSDT ETHUSDT")
 @click.option("--interval", default=None, help="Kline interval (klines only; default DEFAULT_INTERVAL or 1m).")
 @click.option("--start", required=True, help="First UTC day, YYYY-MM-DD.")
@@ -24,6 +27,9 @@ from marketdata_assets.storage.engine import describe_url, make_engine
 @settings_options
 def export_command(table, symbols, interval, start, end, fmt, out, **flags) -> None:
     """Export a stored table as a dataset partitioned by symbol=/date= (readable by pandas, polars, Spark)."""
+    from marketdata_assets.export import export_table, table_spec
+    from marketdata_assets.storage.engine import describe_url, make_engine
+
     settings = settings_from_flags(**flags)
     try:
         spec = table_spec(table)

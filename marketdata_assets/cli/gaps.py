@@ -20,13 +20,15 @@ from marketdata_assets.binance.intervals import (
     validate_symbol,
 )
 from marketdata_assets.cli.options import MultiValueOption, settings_from_flags
-from marketdata_assets.storage.ledger import CheckStatus, LedgerStatus
-from marketdata_assets.validation.gaps import EXCHANGE_GAP, FILLABLE, OUT_OF_RANGE
 
 DATASET = "klines"
+# storage.ledger (SQLAlchemy) and validation.gaps (numpy) are imported where they are used, so that
+# `marketdata gaps --help` and bad input stay light
 
 
 def gap_bars(missing: Sequence[dict]) -> dict[str, int]:
+    from marketdata_assets.validation.gaps import EXCHANGE_GAP, FILLABLE, OUT_OF_RANGE
+
     out = {FILLABLE: 0, EXCHANGE_GAP: 0, OUT_OF_RANGE: 0}
     for gap in missing or []:
         cls = gap.get("cls", FILLABLE)
@@ -35,6 +37,9 @@ def gap_bars(missing: Sequence[dict]) -> dict[str, int]:
 
 
 def needs_attention(row) -> bool:
+    from marketdata_assets.storage.ledger import CheckStatus, LedgerStatus
+    from marketdata_assets.validation.gaps import EXCHANGE_GAP, FILLABLE
+
     bars = gap_bars(row.missing)
     return (
         row.status in (LedgerStatus.FAILED, LedgerStatus.INCOMPLETE)
@@ -47,6 +52,8 @@ def needs_attention(row) -> bool:
 def ledger_report(repo, symbols: Sequence[str], intervals: Sequence[str], start: date | None,
                   end: date | None, show_all: bool = False) -> list[dict]:
     """Ledger rows as plain dicts (the table and --json both print these)."""
+    from marketdata_assets.validation.gaps import EXCHANGE_GAP, FILLABLE, OUT_OF_RANGE
+
     rows = []
     for symbol in symbols or [None]:
         for interval in intervals or [None]:

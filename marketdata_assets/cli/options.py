@@ -2,15 +2,19 @@
 
 `--symbols BTCUSDT ETHUSDT` (space-separated, like the seed's scripts) needs an option that takes every
 following value up to the next flag; click's own `multiple=True` wants `--symbols A --symbols B`. Both work.
+
+Light on purpose (click, the standard library, intervals and settings): every command module imports this at
+import time, and `marketdata <command> --help` must not load pandas, SQLAlchemy or Dagster.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 
 import click
 
-from marketdata_assets.binance.intervals import InvalidInputError
+from marketdata_assets.binance.intervals import InvalidInputError, ms_to_datetime
 from marketdata_assets.settings import Settings
 
 
@@ -70,3 +74,12 @@ def settings_from_flags(**flags: str | None) -> Settings:
         return Settings.from_env(**{k: v for k, v in flags.items() if v})
     except InvalidInputError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+def today_utc(now_ms: int | None = None) -> date:
+    """Today in UTC, by the given clock (e.g. the exchange's server time) or the local one.
+
+    The same as `marketdata_assets.ingest.klines.today_utc`, without importing the loaders."""
+    if now_ms is not None:
+        return ms_to_datetime(now_ms).date()
+    return datetime.now(UTC).date()
