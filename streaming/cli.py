@@ -11,15 +11,20 @@ import contextlib
 import logging
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from marketdata_assets.binance.intervals import InvalidInputError
 from marketdata_assets.cli.options import MultiValueOption, settings_from_flags, settings_options
 from marketdata_assets.settings import Settings
-from streaming.service import DEFAULT_DATA_TYPES, MarketDataService
-from streaming.streams import DATA_TYPES
+from streaming.streams import DATA_TYPES  # light: the stream vocabulary only
 
+if TYPE_CHECKING:
+    from streaming.service import MarketDataService
+
+# streaming.service (SQLAlchemy, aiohttp, websockets, ...) is imported where the service is built, so that
+# `marketdata stream --help` and bad input stay light
 log = logging.getLogger("streaming")
 
 
@@ -47,6 +52,8 @@ def build_service(settings: Settings, symbols: tuple[str, ...], data_types: tupl
                   book_interval: float) -> MarketDataService:
     if not symbols:
         raise InvalidInputError("no symbols given: pass --symbols BTCUSDT ETHUSDT")
+    from streaming.service import DEFAULT_DATA_TYPES, MarketDataService
+
     return MarketDataService(settings, symbols=symbols, data_types=data_types or DEFAULT_DATA_TYPES,
                              interval=interval, health_port=health_port, spool_dir=spool_dir,
                              book_interval_s=book_interval)

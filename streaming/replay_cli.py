@@ -12,13 +12,11 @@ from __future__ import annotations
 import sys
 
 import click
-import orjson
 
 from marketdata_assets.binance.intervals import InvalidInputError, parse_day, validate_interval
 from marketdata_assets.cli.options import MultiValueOption, settings_from_flags, settings_options
-from marketdata_assets.storage.engine import describe_url, make_engine
-from streaming.events import TOPICS, EventBus, NotifyPublisher
-from streaming.replay import Replayer, parse_speed
+
+# storage, the replayer and the event bus are imported inside the command: `marketdata replay --help` stays light
 
 
 @click.command("replay")
@@ -35,6 +33,12 @@ from streaming.replay import Replayer, parse_speed
 @settings_options
 def replay_command(symbols, start, end, interval, speed, no_klines, no_trades, jsonl, notify, **flags) -> None:
     """Publish stored history through the event bus in exchange-time order, paced by --speed."""
+    import orjson
+
+    from marketdata_assets.storage.engine import describe_url, make_engine
+    from streaming.events import TOPICS, EventBus, NotifyPublisher
+    from streaming.replay import Replayer, parse_speed
+
     settings = settings_from_flags(**flags)
     try:
         pace = parse_speed(speed)
