@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import argparse
 
-from marketdata_sim.market import DEFAULT_OUTAGES
-from marketdata_sim.server import serve
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
@@ -23,6 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    # imported here, not at import time, so that `marketdata sim --help` stays light (no numpy, aiohttp)
+    from marketdata_sim.market import DEFAULT_OUTAGES
+    from marketdata_sim.server import serve
+
     serve(port=args.port, host=args.host, now=args.now, seed=args.seed, weight_limit=args.weight_limit,
           ban_ms=args.ban_ms, outages=() if args.no_outages else DEFAULT_OUTAGES)
 
