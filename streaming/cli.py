@@ -6,7 +6,6 @@ flags on top. An unknown symbol is refused before anything connects (checked aga
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import signal
@@ -21,6 +20,8 @@ from marketdata_assets.settings import Settings
 from streaming.streams import DATA_TYPES  # light: the stream vocabulary only
 
 if TYPE_CHECKING:
+    import asyncio
+
     from streaming.service import MarketDataService
 
 # streaming.service (SQLAlchemy, aiohttp, websockets, ...) is imported where the service is built, so that
@@ -30,6 +31,8 @@ log = logging.getLogger("streaming")
 
 async def run_service(service: MarketDataService, stop: asyncio.Event | None = None) -> None:
     """Start, wait for SIGTERM/SIGINT (or `stop`), then stop cleanly (flush, close)."""
+    import asyncio
+
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -81,6 +84,8 @@ def stream_command(symbols: tuple[str, ...], data_types: tuple[str, ...] | None,
     try:
         service = build_service(settings, symbols, tuple(data_types or ()), interval, health_port,
                                 spool_dir and str(Path(spool_dir)), book_interval)
+        import asyncio
+
         asyncio.run(run_service(service))
     except InvalidInputError as exc:
         raise click.UsageError(str(exc)) from None
