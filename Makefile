@@ -8,7 +8,6 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 SIM_PORT ?= 8765
 HOST ?= 127.0.0.1
 PORT ?= 3000
-SIM_URL := http://127.0.0.1:$(SIM_PORT)
 
 setup: $(VENV)/.installed
 
@@ -18,21 +17,20 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
-# Dagster UI + daemon on the embedded default (SQLite market data, persistent instance in .dagster_home).
+# Dagster UI + the fast daemon (deploy/serve.py) on the embedded default: SQLite market data in
+# data/marketdata.db, a persistent instance in .dagster_home. Against the real Binance.
 run: setup
 	mkdir -p $(DAGSTER_HOME) data
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/marketdata db upgrade
-	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+	$(BIN)/python deploy/serve.py --host $(HOST) --port $(PORT)
 
-# `make run` against the local Binance instead of the real one (no network needed).
+# `make run` against the local Binance (no network needed), every sensor and schedule on.
 demo: setup
 	mkdir -p $(DAGSTER_HOME) data
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/marketdata sim --port $(SIM_PORT) & SIM_PID=$$!; trap "kill $$SIM_PID" EXIT INT TERM; \
-	export BINANCE_FAPI_URL=$(SIM_URL) BINANCE_ARCHIVE_URL=$(SIM_URL) \
-	       BINANCE_ARCHIVE_LISTING_URL=$(SIM_URL)/data.binance.vision BINANCE_WS_URL=ws://127.0.0.1:$(SIM_PORT); \
-	$(BIN)/marketdata db upgrade && $(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+	$(BIN)/marketdata db upgrade
+	MARKETDATA_AUTOMATION=all $(BIN)/python deploy/serve.py --host $(HOST) --port $(PORT) --sim-port $(SIM_PORT)
 
 # The local Binance on port 8765 (REST + WebSocket + archive).
 sim: setup

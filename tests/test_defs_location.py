@@ -142,3 +142,16 @@ def test_backfill_command_reports_an_unreachable_dagster():
                                                    "--dagster-url", "http://127.0.0.1:9"])
     assert result.exit_code == 1
     assert "cannot reach Dagster at http://127.0.0.1:9/graphql" in result.output
+
+
+def test_automation_defaults_fetch_nothing_unasked_and_all_turns_everything_on():
+    def statuses(mode: str) -> dict[str, str]:
+        defs = build_definitions(CodeLocationConfig.from_env({"MARKETDATA_AUTOMATION": mode}))
+        return {s.name: s.default_status.value for s in [*defs.sensors, *defs.schedules]}
+
+    default = statuses("default")
+    assert {name for name, status in default.items() if status == "STOPPED"} == {"daily_refresh",
+                                                                                  "ticker_24h_hourly"}
+    assert set(statuses("all").values()) == {"RUNNING"}
+    with pytest.raises(InvalidInputError, match="MARKETDATA_AUTOMATION='sometimes'"):
+        CodeLocationConfig.from_env({"MARKETDATA_AUTOMATION": "sometimes"})

@@ -79,6 +79,41 @@ def _keep_for_readme(path, name: str) -> None:
         shutil.copy(path, target)
 
 
+SWITCHES_JS = """() => Array.from(document.querySelectorAll('label[class*=formatSwitch] input')).map(e => {
+  let row = e.closest('label').parentElement;
+  while (row && !row.innerText.trim()) row = row.parentElement;
+  return [row.innerText.split('\\n').map(line => line.trim()), e.checked, e.disabled];
+})"""
+
+
+def _automation_switches(page, names: set[str]) -> dict[str, bool] | None:
+    """{sensor or schedule: its switch is on} once the Automation page shows every one of `names` enabled."""
+    found = {}
+    for lines, checked, disabled in page.evaluate(SWITCHES_JS):
+        name = next((line for line in lines if line in names), None)
+        if name is None or disabled:
+            return None
+        found[name] = checked
+    return found if set(found) == names else None
+
+
+def test_automation_page_shows_what_runs_by_default(ui_stack: UiStack, ui_page) -> None:
+    """`make run`'s defaults (defs/automation.py): nothing that loads from the exchange on its own is on."""
+    page = ui_page
+    (repository,) = ui_stack.graphql(AUTOMATION_QUERY)["workspaceOrError"]["locationEntries"][0][
+        "locationOrLoadError"]["repositories"]
+    names = {s["name"] for s in [*repository["sensors"], *repository["schedules"]]}
+    page.goto(f"{ui_stack.url}/automation")
+    switches = wait_until("the Automation page's switches", lambda: _automation_switches(page, names), timeout_s=60)
+    assert {name for name, on in switches.items() if not on} == {"daily_refresh", "ticker_24h_hourly"}
+    assert len(switches) == 13
+    shot(page, "automation")
+
+
+AUTOMATION_QUERY = """{ workspaceOrError { ... on Workspace { locationEntries { locationOrLoadError {
+  ... on RepositoryLocation { repositories { sensors { name } schedules { name } } } } } } } }"""
+
+
 @pytest.fixture(scope="module")
 def loaded(ui_stack: UiStack) -> UiStack:
     """The range run first, then the outage day in a run of its own (it is the newest materialization)."""

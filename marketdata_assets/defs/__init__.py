@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from marketdata_assets.defs.automation import schedule_status
 from marketdata_assets.defs.config import CodeLocationConfig
 from marketdata_assets.defs.datasets.audit import build_audit_schedule
 from marketdata_assets.defs.datasets.factory import build_dataset
@@ -23,7 +24,7 @@ from marketdata_assets.defs.exchange.assets import build_exchange_info_asset
 from marketdata_assets.defs.exchange.sensors import build_symbol_discovery_sensor
 from marketdata_assets.defs.klines.schedules import build_daily_schedule
 from marketdata_assets.defs.klines.sensors import build_archive_settlement_sensor
-from marketdata_assets.defs.market_stats.ticker import ticker_24h_asset, ticker_24h_check, ticker_24h_schedule
+from marketdata_assets.defs.market_stats.ticker import build_ticker_24h_schedule, ticker_24h_asset, ticker_24h_check
 from marketdata_assets.defs.partitions import daily_symbol_partitions
 from marketdata_assets.defs.quality.assets import quality_spec
 from marketdata_assets.defs.registry import dataset_specs
@@ -67,7 +68,9 @@ def _build(config: CodeLocationConfig, marketdata: MarketDataResource | None,
             build_stream_monitor_sensor(),
             build_stream_gap_repair_sensor(config.intervals),
         ],
-        schedules=[build_daily_schedule(config.intervals), ticker_24h_schedule, *([audit] if audit else [])],
+        schedules=[build_daily_schedule(config.intervals, schedule_status("daily_refresh", config.automation)),
+                   build_ticker_24h_schedule(schedule_status("ticker_24h_hourly", config.automation)),
+                   *([audit] if audit else [])],
         resources={"marketdata": marketdata},
         # Steps of a run execute in the run's process: a step subprocess costs several seconds of imports
         # on a small machine, far more than a day's load; parallelism comes from runs (pool-bounded).

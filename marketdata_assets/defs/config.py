@@ -13,6 +13,7 @@ Environment (all optional):
   MARKETDATA_REPAIR_MAX_ATTEMPTS, MARKETDATA_REPAIR_BACKOFF_SECONDS  gap repair bounds
   MARKETDATA_AUDIT_RECENT_DAYS   days up to yesterday the daily audit re-reads (default 3)
   MARKETDATA_AUDIT_CYCLE_DAYS    the audit sweeps the whole stored history once per this many days (30)
+  MARKETDATA_AUTOMATION      "default" (daily_refresh and ticker_24h_hourly off) or "all" (defs/automation.py)
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ DEFAULT_START_DATE = date(2023, 1, 1)
 # One symbol-year per run: a year must not be 365 runs, and each run costs a process start (~2-4 s).
 DEFAULT_DAYS_PER_RUN = 366
 MAX_PARTITIONS_PER_ASSET = 100_000
+AUTOMATION_MODES = ("default", "all")  # which sensors and schedules start on: defs/automation.py
 
 
 _INT_KEYS = ("days_per_run", "repair_max_attempts", "repair_backoff_seconds", "audit_recent_days",
@@ -58,6 +60,7 @@ class CodeLocationConfig:
     repair_backoff_seconds: int = 600
     audit_recent_days: int = 3
     audit_cycle_days: int = 30
+    automation: str = "default"
 
     def __post_init__(self) -> None:
         if not self.symbols:
@@ -74,6 +77,9 @@ class CodeLocationConfig:
             raise InvalidInputError("MARKETDATA_REPAIR_MAX_ATTEMPTS / _BACKOFF_SECONDS must be >= 0")
         if not 0 <= self.audit_recent_days <= 366:
             raise InvalidInputError(f"MARKETDATA_AUDIT_RECENT_DAYS={self.audit_recent_days}: expected 0..366")
+        if self.automation not in AUTOMATION_MODES:
+            raise InvalidInputError(f"MARKETDATA_AUTOMATION={self.automation!r}: expected one of "
+                                    f"{', '.join(AUTOMATION_MODES)} (defs/automation.py)")
         if not 1 <= self.audit_cycle_days <= 3660:
             raise InvalidInputError(f"MARKETDATA_AUDIT_CYCLE_DAYS={self.audit_cycle_days}: expected 1..3660")
 
@@ -87,7 +93,7 @@ class CodeLocationConfig:
                 values.update(tomllib.loads(Path(path).read_text()))
             except (OSError, tomllib.TOMLDecodeError) as exc:
                 raise InvalidInputError(f"MARKETDATA_CONFIG={path!r}: {exc}") from None
-        for key in ("symbols", "intervals", "start_date", *_INT_KEYS):
+        for key in ("symbols", "intervals", "start_date", "automation", *_INT_KEYS):
             name = f"MARKETDATA_{key.upper()}"
             if env.get(name):
                 values[key] = env[name]
@@ -99,6 +105,8 @@ class CodeLocationConfig:
             kwargs["symbols"] = tuple(s.upper() for s in _split(values["symbols"]))  # type: ignore[arg-type]
         if "intervals" in values:
             kwargs["intervals"] = _split(values["intervals"])  # type: ignore[arg-type]
+        if "automation" in values:
+            kwargs["automation"] = str(values["automation"]).strip().lower()
         if "start_date" in values:
             kwargs["start_date"] = parse_day(values["start_date"])  # type: ignore[arg-type]
         for key in _INT_KEYS:

@@ -2,9 +2,9 @@
 
 - `ui_stack` (module scope): the simulator (default outages, clock at 2024-04-02T12:00Z), a scratch
   DAGSTER_HOME with the repository's dagster.yaml (SQLite instance), the market data in a SQLite file
-  (`marketdata db upgrade`), then `dagster-webserver` and `python deploy/daemon.py run` (backfill loop
-  every UI_BACKFILL_INTERVAL_S) on a free port, BTCUSDT x 1m from 2024-01-01. Every process is started in
-  its own session and its process group is ended at teardown, whatever happened.
+  (`marketdata db upgrade`), then what `make run` starts: `deploy/serve.py` (dagster-webserver and
+  deploy/daemon.py, backfill loop every UI_BACKFILL_INTERVAL_S) on a free port, BTCUSDT x 1m from
+  2024-01-01. The supervisor stops its processes on SIGTERM; its group is killed at teardown if not.
 - `ui_page` (module scope): a Playwright page in Debian's chromium (/usr/bin/chromium, headless; a browser
   is never downloaded), 1600x1000.
 - `shot(page, name)`: a full-page screenshot under the artifacts folder (MARKETDATA_TEST_ARTIFACTS,
@@ -161,16 +161,12 @@ def start_ui_stack() -> Iterator[UiStack]:
         migrated = subprocess.run([str(BIN / "dagster"), "instance", "migrate"], cwd=ROOT, env=env,
                                   capture_output=True, text=True, timeout=120)
         assert migrated.returncode == 0, migrated.stdout + migrated.stderr
-        workspace = str(ROOT / "workspace.yaml")
-        commands = {
-            "webserver": [str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(port)],
-            "daemon": [sys.executable, str(ROOT / "deploy" / "daemon.py"), "run", "-w", workspace],
-        }
-        for name, command in commands.items():
-            log = open(artifacts / f"{name}.log", "w")  # noqa: SIM115 - closed at teardown
-            logs.append(log)
-            procs.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                          start_new_session=True))
+        # what `make run` starts: deploy/serve.py (dagster-webserver + deploy/daemon.py, one process group each)
+        log = open(artifacts / "serve.log", "w")  # noqa: SIM115 - closed at teardown
+        logs.append(log)
+        procs.append(subprocess.Popen([sys.executable, str(ROOT / "deploy" / "serve.py"), "--port", str(port)],
+                                      cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                      start_new_session=True))
         wait_until("the webserver to load the code location", lambda: _location_loaded(stack), 180, poll_s=1)
         yield stack
     finally:

@@ -20,7 +20,8 @@ from marketdata_assets.defs.partitions import SYMBOLS_PARTITIONS_NAME, partition
 DAILY_CRON = "15 0 * * *"
 
 
-def build_daily_schedule(intervals: Sequence[str]) -> dg.ScheduleDefinition:
+def build_daily_schedule(intervals: Sequence[str],
+                         default_status: dg.DefaultScheduleStatus) -> dg.ScheduleDefinition:
     keys = [kline_asset_key(i) for i in intervals]
     check_keys = [key for i in intervals for key in trade_check_keys(i)]
 
@@ -29,7 +30,7 @@ def build_daily_schedule(intervals: Sequence[str]) -> dg.ScheduleDefinition:
         cron_schedule=DAILY_CRON,
         execution_timezone="UTC",
         target=dg.AssetSelection.assets(*keys),
-        default_status=dg.DefaultScheduleStatus.RUNNING,
+        default_status=default_status,
         description="Yesterday's klines for every trading symbol and every interval, at 00:15 UTC.",
     )
     def daily_refresh(context: dg.ScheduleEvaluationContext):

@@ -60,8 +60,9 @@ def ticker_24h_check(context: dg.AssetCheckExecutionContext, marketdata: MarketD
                                description="no snapshot stored" if not rows else None)
 
 
-ticker_24h_schedule = dg.ScheduleDefinition(
-    name="ticker_24h_hourly", cron_schedule="0 * * * *", execution_timezone="UTC",
-    target=dg.AssetSelection.assets(TICKER_KEY), default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="One 24 h ticker snapshot per symbol every hour (start it to keep a series).",
-)
+def build_ticker_24h_schedule(default_status: dg.DefaultScheduleStatus) -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name="ticker_24h_hourly", cron_schedule="0 * * * *", execution_timezone="UTC",
+        target=dg.AssetSelection.assets(TICKER_KEY), default_status=default_status,
+        description="One 24 h ticker snapshot per symbol every hour (start it to keep a series).",
+    )
