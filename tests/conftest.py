@@ -10,6 +10,13 @@ import pytest
 pytest_plugins = ["tests.support.db", "tests.support.defs", "tests.support.datasets", "tests.support.sim",
                   "tests.support.ui"]
 
+@pytest.fixture(autouse=True)
+def no_ambient_dagster_home(monkeypatch):
+    """`make test` exports DAGSTER_HOME (the Makefile's .dagster_home): a test that wants an instance makes
+    its own, so no CLI call in a test records into the developer's instance."""
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+
+
 # ----- simulator (marketdata_sim) -------------------------------------------------------------------
 SIM_NOW = "2024-04-02T12:00:00Z"
 

@@ -7,6 +7,7 @@ exchangeInfo, intervals, dates, listing dates, URLs. Then each (symbol, interval
 
 from __future__ import annotations
 
+import os
 from collections import Counter, defaultdict
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
@@ -99,6 +100,9 @@ def download_command(symbols, intervals, start, end, days, force, no_progress, i
         resolve_days(start, end, days, today_utc())  # syntax and order, before touching the network
     except InvalidInputError as exc:
         raise click.UsageError(str(exc)) from None
+    if in_dagster and not os.environ.get("DAGSTER_HOME"):
+        raise click.UsageError("--in-dagster: DAGSTER_HOME is not set, so the runs would go to a throwaway "
+                               "instance the UI never shows; export DAGSTER_HOME (make run uses .dagster_home)")
 
     from tqdm import tqdm
 
@@ -137,7 +141,8 @@ def download_command(symbols, intervals, start, end, days, force, no_progress, i
                         loaders[interval].load(symbol, day_list, force=force, progress=advance)
             except Exception as exc:  # noqa: BLE001 - reported below; committed days stay intact
                 failure = exc
-    click.echo(summary_table(results))
+        click.echo(summary_table(results))
+        click.echo(record_in_dagster(runtime, results), err=True)
     failed = [r for r in results if r.failed]
     for result in failed[:20]:
         click.echo(f"failed: {result.label}: {result.error}", err=True)
@@ -150,6 +155,27 @@ def download_command(symbols, intervals, start, end, days, force, no_progress, i
         )
     if failed:
         raise SystemExit(1)
+
+
+def record_in_dagster(runtime, results: list[DayResult]) -> str:
+    """Each stored day as its partition's materialization in DAGSTER_HOME's instance (defs/datasets/record.py),
+    so the UI shows what this load stored; one line saying what was recorded, or why nothing was."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return ("not recorded in Dagster: DAGSTER_HOME is not set (export it, e.g. to the .dagster_home of "
+                "make run, and the UI shows these days as materialized)")
+    if not results:
+        return "not recorded in Dagster: no day was loaded"
+    try:
+        import dagster as dg
+
+        from marketdata_assets.defs.datasets.record import record_loads
+
+        with dg.DagsterInstance.get() as instance:
+            return record_loads(instance, runtime, results).line(home)
+    except Exception as exc:  # noqa: BLE001 - the days are stored; say in one line why Dagster does not know
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"not recorded in Dagster (DAGSTER_HOME={home}): {type(exc).__name__}: {first[:300]}"
 
 
 def _download_in_dagster(settings, symbols: list[str], intervals: list[str], day_list: list[date], runtime,

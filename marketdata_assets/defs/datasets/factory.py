@@ -10,9 +10,10 @@ verdict to the ledger.
 """
 
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import dagster as dg
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
@@ -97,11 +98,7 @@ def materialize(context: dg.AssetExecutionContext, marketdata: MarketDataResourc
         context.log.info(f"{spec.name} {symbol}: {len(loaded)} day(s) loaded")
         results += loaded
 
-    extras = spec.day_extras(runtime, results) if spec.day_extras is not None and results else {}
-
-    def figures(result) -> dict:
-        return {**spec.day_metadata(result), **extras.get((result.symbol, result.day), {})}
-
+    figures = day_figures(spec, runtime, results)
     failed = [r for r in results if r.status == DayStatus.FAILED]
     if failed:
         # the step fails, so no partition is materialized: each day's figures go on an observation of it
@@ -122,6 +119,13 @@ def materialize(context: dg.AssetExecutionContext, marketdata: MarketDataResourc
         context.add_asset_metadata(figures(result), partition_key=str(partition_key(result.day, result.symbol)))
     context.log.info(f"{spec.name} range summary: {describe(spec.summary(results, loader))}")
     return dg.MaterializeResult()
+
+
+def day_figures(spec: DailyDatasetSpec, runtime, results: list) -> Callable[[Any], dict]:
+    """Each loaded day's own partition metadata (the spec's figures and its extras, e.g. a preview): what a
+    Dagster run attaches to the day's materialization and what a CLI load records for it (record.py)."""
+    extras = spec.day_extras(runtime, results) if spec.day_extras is not None and results else {}
+    return lambda result: {**spec.day_metadata(result), **extras.get((result.symbol, result.day), {})}
 
 
 def describe(meta: dict) -> str:
