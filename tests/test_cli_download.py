@@ -59,7 +59,27 @@ def test_download_prints_rows_and_gaps_and_a_rerun_changes_nothing(run, sim):
                  "--start", "2024-02-09", "--end", "2024-02-11")
     assert second.exit_code == 0, second.output
     assert "rows inserted 0, updated 0" in second.output
+    assert "0 day(s) stored; 12 skipped: unchanged (archive checksum as recorded; --force reloads)" in second.output
     assert sim.stats()["count_418"] == 0
+
+
+def test_source_rest_asks_no_archive_and_source_archive_no_rest(run, sim):
+    """--source rest: every bar from REST; --source archive: no REST request, the outage's 25 missing bars
+    are recorded as fillable (nobody asked the exchange) instead of an exchange gap."""
+    rest = run("--symbols", "BTCUSDT", "--intervals", "1h", "--start", "2024-02-09", "--end", "2024-02-10",
+               "--source", "rest")
+    assert rest.exit_code == 0, rest.output
+    assert sim.stats()["archive_requests"] == 0
+    line = next(line.split() for line in rest.output.splitlines() if line.startswith("BTCUSDT"))
+    assert line[2:6] == ["2", "48", "0", "48"]  # days rows archive rest
+
+    before = sum(n for path, n in sim.stats()["requests"].items() if "klines" in path.lower())
+    archive = run("--symbols", "BTCUSDT", "--intervals", "1m", "--start", "2024-02-10", "--end", "2024-02-10",
+                  "--source", "archive")
+    assert archive.exit_code == 0, archive.output
+    assert sum(n for path, n in sim.stats()["requests"].items() if "klines" in path.lower()) == before
+    line = next(line.split() for line in archive.output.splitlines() if line.startswith("BTCUSDT"))
+    assert line[2:8] == ["1", str(1440 - 25), str(1440 - 25), "0", "0", "0"]  # no exchange gap claimed
 
 
 def test_in_dagster_runs_the_assets_and_records_them_in_the_instance(run, sim, tmp_path, monkeypatch):

@@ -87,11 +87,15 @@ def summary_table(results: list[DayResult]) -> str:
 @click.option("--end", help="Last UTC day, YYYY-MM-DD, inclusive (default: today).")
 @click.option("--days", type=int, help="The last N days up to today instead of --start/--end.")
 @click.option("--force", is_flag=True, help="Reload days whose archive checksum is unchanged.")
+@click.option("--source", type=click.Choice(["auto", "archive", "rest"]), default="auto", show_default=True,
+              help="auto: the archive for settled days, REST for the rest and every hole; archive: the archive "
+                   "only (no REST request; holes stay fillable); rest: REST only.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--in-dagster", is_flag=True,
               help="Run the Dagster kline assets and their checks in this process (recorded in DAGSTER_HOME).")
 @settings_options
-def download_command(symbols, intervals, start, end, days, force, no_progress, in_dagster, **flags) -> None:
+def download_command(symbols, intervals, start, end, days, force, source, no_progress, in_dagster,
+                     **flags) -> None:
     """Download klines into the database: archive for settled days, REST for the rest and every hole."""
     settings = settings_from_flags(**flags)
     try:
@@ -100,6 +104,9 @@ def download_command(symbols, intervals, start, end, days, force, no_progress, i
         resolve_days(start, end, days, today_utc())  # syntax and order, before touching the network
     except InvalidInputError as exc:
         raise click.UsageError(str(exc)) from None
+    if in_dagster and source != "auto":
+        raise click.UsageError(f"--source {source}: the Dagster assets choose their sources (auto); drop "
+                               "--in-dagster or --source")
     if in_dagster and not os.environ.get("DAGSTER_HOME"):
         raise click.UsageError("--in-dagster: DAGSTER_HOME is not set, so the runs would go to a throwaway "
                                "instance the UI never shows; export DAGSTER_HOME (make run uses .dagster_home)")
@@ -124,7 +131,7 @@ def download_command(symbols, intervals, start, end, days, force, no_progress, i
         if in_dagster:
             _download_in_dagster(settings, wanted, chosen, day_list, runtime, no_progress)
             return
-        loaders = {interval: runtime.kline_loader(interval, symbols=known) for interval in chosen}
+        loaders = {interval: runtime.kline_loader(interval, symbols=known, source=source) for interval in chosen}
         results: list[DayResult] = []
         total = len(wanted) * len(chosen) * len(day_list)
         click.echo(f"loading {total} symbol-interval-days into {describe_url(settings.database_url)}", err=True)
@@ -147,7 +154,7 @@ def download_command(symbols, intervals, start, end, days, force, no_progress, i
     for result in failed[:20]:
         click.echo(f"failed: {result.label}: {result.error}", err=True)
     written: Counter[str] = sum((loader.written for loader in loaders.values()), Counter())
-    click.echo(f"rows inserted {written['inserted']}, updated {written['updated']}, unchanged {written['unchanged']}")
+    click.echo(closing_line(results, written))
     if failure is not None:
         raise click.ClickException(
             f"stopped after {len(results)} of {total} days: {type(failure).__name__}: {failure} "
@@ -155,6 +162,25 @@ def download_command(symbols, intervals, start, end, days, force, no_progress, i
         )
     if failed:
         raise SystemExit(1)
+
+
+def closing_line(results: list[DayResult], written: Counter[str]) -> str:
+    """What the load did, in words: days stored, skipped and why, failed; then what the writes changed."""
+    by_status = Counter(str(r.status) for r in results)
+    stored = by_status["complete"] + by_status["incomplete"]
+    parts = [f"{stored} day(s) stored"]
+    if by_status["incomplete"]:
+        parts[0] += f" ({by_status['incomplete']} not settled yet)"
+    if by_status["unchanged"]:
+        parts.append(f"{by_status['unchanged']} skipped: unchanged (archive checksum as recorded; --force "
+                     "reloads)")
+    if by_status["out_of_range"]:
+        parts.append(f"{by_status['out_of_range']} outside the symbol's trading range")
+    if by_status["failed"]:
+        parts.append(f"{by_status['failed']} failed (nothing stored for them)")
+    rows = (f"rows inserted {written['inserted']}, updated {written['updated']}, identical "
+            f"{written['unchanged']}")
+    return f"{'; '.join(parts)}. {rows}"
 
 
 def record_in_dagster(runtime, results: list[DayResult]) -> str:

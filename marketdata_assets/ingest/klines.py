@@ -46,7 +46,14 @@ from marketdata_assets.ingest.contract import DayResult
 from marketdata_assets.ingest.days import describe, failed_result, out_of_range_result
 from marketdata_assets.storage.ledger import CheckStatus, DayStatus, LedgerRow, LedgerStatus
 from marketdata_assets.storage.repository import MarketDataRepository
-from marketdata_assets.validation.gaps import EXCHANGE_GAP, OUT_OF_RANGE, Gap, clip_to_range, find_missing
+from marketdata_assets.validation.gaps import (
+    EXCHANGE_GAP,
+    FILLABLE,
+    OUT_OF_RANGE,
+    Gap,
+    clip_to_range,
+    find_missing,
+)
 from marketdata_assets.validation.schemas import KlineValidationError, validate_klines
 
 log = logging.getLogger(__name__)
@@ -54,6 +61,12 @@ log = logging.getLogger(__name__)
 DATASET = "klines"
 # kline kind (REST path / archive data type) -> ledger dataset
 KIND_DATASETS = {name: kind.dataset for name, kind in KLINE_KINDS.items()}
+
+
+# where days come from: the archive for settled days with REST for the rest and every hole (auto), only
+# the archive, or only REST (`marketdata download --source`)
+SOURCE_AUTO, SOURCE_ARCHIVE, SOURCE_REST = "auto", "archive", "rest"
+SOURCES = (SOURCE_AUTO, SOURCE_ARCHIVE, SOURCE_REST)
 
 
 @dataclass
@@ -81,10 +94,16 @@ class KlineLoader(ExchangeLoader):
         now_ms: Callable[[], int] | None = None,
         batch_days: int = 31,
         fetch_workers: int = 4,
+        source: str = SOURCE_AUTO,
     ) -> None:
+        if source not in SOURCES:
+            raise InvalidInputError(f"unknown source {source!r}: expected one of {', '.join(SOURCES)}")
         if kind not in KIND_DATASETS:
             raise InvalidInputError(f"unknown kline kind {kind!r}: expected one of {', '.join(KIND_DATASETS)}")
-        super().__init__(rest, archive, symbols=symbols, now_ms=now_ms)
+        # rest: the archive is never asked; archive: REST is never asked (a day without a usable file fails,
+        # holes in a file stay fillable: nobody asked the exchange whether it has them)
+        super().__init__(rest, None if source == SOURCE_REST else archive, symbols=symbols, now_ms=now_ms)
+        self.source = source
         self.interval = validate_interval(interval)
         self.kind = kind
         self.dataset = KIND_DATASETS[kind]
@@ -227,11 +246,18 @@ class KlineLoader(ExchangeLoader):
                 archived = None  # a file we cannot trust is not loaded at all
                 notes.append(f"archive unusable ({type(exc).__name__}: {exc}): loaded from REST")
                 log.warning("%s %s %s: %s", symbol, interval, plan.day, notes[-1])
+        if self.source == SOURCE_ARCHIVE and archived is None:
+            why = notes[-1].removesuffix(": loaded from REST") if notes else "no archive file for an open day"
+            plan.result = failed_result(self.dataset, symbol, plan.day, f"{why} (--source archive: REST not asked)",
+                                        interval)
+            return
         if archived is not None:
             plan.parts.append(archived)
             holes = find_missing(archived.open_times_ms, interval, plan.lo, plan.hi)
         else:
             holes = [Gap(interval, plan.lo, plan.hi)]
+        if self.source == SOURCE_ARCHIVE:
+            holes = []
         for hole in holes:
             fetched = self.rest.klines(symbol, interval, hole.start_ms, hole.end_ms, **self._kind_arg)
             fetched = fetched.select(hole.start_ms, hole.end_ms)
@@ -289,7 +315,9 @@ class KlineLoader(ExchangeLoader):
                     result.sources[part.source] = result.sources.get(part.source, 0) + len(part)
                 holes = find_missing(times, interval, plan.lo, plan.hi)
                 # REST was asked for every hole above: what it did not return, the exchange does not have
-                result.gaps = [Gap(g.interval, g.start_ms, g.end_ms, EXCHANGE_GAP) for g in holes]
+                # (with --source archive it was not asked: the holes stay fillable)
+                cls = FILLABLE if self.source == SOURCE_ARCHIVE else EXCHANGE_GAP
+                result.gaps = [Gap(g.interval, g.start_ms, g.end_ms, cls) for g in holes]
                 start = day_start_ms(plan.day)
                 result.gaps += [g for g in self._out_of_range_gaps(info, interval, plan, now) if g.cls == OUT_OF_RANGE]
                 result.gaps.sort(key=lambda g: g.start_ms)

@@ -30,10 +30,10 @@ class Runtime:
     archive: ArchiveClient
 
     def kline_loader(self, interval: str, kind: str = "klines", *, now_ms: Callable[[], int] | None = None,
-                     symbols: dict[str, SymbolInfo] | None = None) -> KlineLoader:
+                     symbols: dict[str, SymbolInfo] | None = None, source: str = "auto") -> KlineLoader:
         """The loader of one interval and kind, on this runtime's engine and clients."""
         return KlineLoader(self.engine, self.rest, self.archive, interval=interval, kind=kind, now_ms=now_ms,
-                           symbols=symbols)
+                           symbols=symbols, source=source)
 
 
 @contextmanager
