@@ -107,7 +107,7 @@ def test_automation_page_shows_what_runs_by_default(ui_stack: UiStack, ui_page) 
     switches = wait_until("the Automation page's switches", lambda: _automation_switches(page, names), timeout_s=60)
     assert {name for name, on in switches.items() if not on} == {"daily_refresh", "ticker_24h_hourly"}
     assert len(switches) == 13
-    shot(page, "automation")
+    _keep_for_readme(shot(page, "automation"), "automation")
 
 
 AUTOMATION_QUERY = """{ workspaceOrError { ... on Workspace { locationEntries { locationOrLoadError {
