@@ -110,6 +110,55 @@ def test_automation_page_shows_what_runs_by_default(ui_stack: UiStack, ui_page) 
     _keep_for_readme(shot(page, "automation"), "automation")
 
 
+DISCOVERY_TICKS = """{ sensorOrError(sensorSelector: {repositoryName: "__repository__",
+  repositoryLocationName: "marketdata", sensorName: "symbol_discovery"}) {
+  ... on Sensor { sensorState { ticks(limit: 5) { status timestamp } } } } }"""
+
+
+def _discovery_ticks(stack: UiStack) -> list[dict]:
+    return stack.graphql(DISCOVERY_TICKS)["sensorOrError"]["sensorState"]["ticks"]
+
+
+SYMBOL_KEYS = f"""{{ assetNodeOrError(assetKey: {{path: ["{ASSET}"]}}) {{
+  ... on AssetNode {{ partitionKeysByDimension {{ name partitionKeys }} }} }} }}"""
+
+
+def _symbols(stack: UiStack) -> list[str]:
+    """The `symbols` partitions as the webserver serves them to the UI."""
+    dimensions = stack.graphql(SYMBOL_KEYS)["assetNodeOrError"]["partitionKeysByDimension"]
+    return next(d["partitionKeys"] for d in dimensions if d["name"] == "symbol")
+
+
+def test_a_symbol_added_in_the_materialize_dialog_survives_discovery(ui_stack: UiStack, ui_page) -> None:
+    """"Add a partition" in the Materialize dialog: the next symbol_discovery tick keeps the symbol (only
+    what the exchange delisted is removed), and the Partitions view lists it."""
+    from playwright.sync_api import expect
+
+    page = ui_page
+    wait_until("symbol_discovery's first tick to add the configured symbol", lambda: UI_SYMBOL in _symbols(ui_stack),
+               timeout_s=120)
+    page.goto(f"{ui_stack.url}/assets/{ASSET}")
+    page.get_by_role("button", name="Materialize…").click()
+    add = page.get_by_role("button", name="Add a partition")
+    confirm = page.get_by_role("button", name="Confirm")  # "upstream exchange_info not materialized" warning
+    wait_until("the Materialize dialog", lambda: add.is_visible() or (confirm.is_visible() and confirm.click()),
+               timeout_s=30)
+    add.click()
+    page.get_by_placeholder("name").fill("SOLUSDT")
+    page.get_by_role("button", name="Save").click()
+    wait_until("SOLUSDT in the symbols partitions", lambda: "SOLUSDT" in _symbols(ui_stack), timeout_s=30)
+    added_at = datetime.now(UTC).timestamp()
+    page.get_by_role("button", name="Cancel").click()
+
+    wait_until("a symbol_discovery tick after the symbol was added",
+               lambda: any(t["timestamp"] > added_at and t["status"] in ("SKIPPED", "SUCCESS")
+                           for t in _discovery_ticks(ui_stack)), timeout_s=180, poll_s=2)
+    assert "SOLUSDT" in _symbols(ui_stack)
+    page.goto(f"{ui_stack.url}/assets/{ASSET}?view=partitions")
+    expect(page.get_by_text("SOLUSDT", exact=True).first).to_be_visible()
+    shot(page, "added_symbol_kept")
+
+
 AUTOMATION_QUERY = """{ workspaceOrError { ... on Workspace { locationEntries { locationOrLoadError {
   ... on RepositoryLocation { repositories { sensors { name } schedules { name } } } } } } } }"""
 

@@ -62,7 +62,7 @@ def _build(config: CodeLocationConfig, marketdata: MarketDataResource | None,
                 ticker_24h_asset, *build_stream_specs(store)],
         asset_checks=[*(d.checks for d in datasets if d.checks is not None), ticker_24h_check],
         sensors=[
-            build_symbol_discovery_sensor(config.symbols),
+            build_symbol_discovery_sensor(config.symbols, config.discovery_interval_seconds),
             *build_repair_sensors(specs, config.repair_max_attempts, config.repair_backoff_seconds),
             build_archive_settlement_sensor(config.intervals, config.start_date),
             build_stream_monitor_sensor(),

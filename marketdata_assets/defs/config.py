@@ -13,6 +13,7 @@ Environment (all optional):
   MARKETDATA_REPAIR_MAX_ATTEMPTS, MARKETDATA_REPAIR_BACKOFF_SECONDS  gap repair bounds
   MARKETDATA_AUDIT_RECENT_DAYS   days up to yesterday the daily audit re-reads (default 3)
   MARKETDATA_AUDIT_CYCLE_DAYS    the audit sweeps the whole stored history once per this many days (30)
+  MARKETDATA_DISCOVERY_INTERVAL_SECONDS  how often symbol_discovery asks exchangeInfo (3600)
   MARKETDATA_AUTOMATION      "default" (daily_refresh and ticker_24h_hourly off) or "all" (defs/automation.py)
 """
 
@@ -42,7 +43,7 @@ AUTOMATION_MODES = ("default", "all")  # which sensors and schedules start on: d
 
 
 _INT_KEYS = ("days_per_run", "repair_max_attempts", "repair_backoff_seconds", "audit_recent_days",
-             "audit_cycle_days")
+             "audit_cycle_days", "discovery_interval_seconds")
 
 
 def _split(value: str | list | tuple) -> tuple[str, ...]:
@@ -61,6 +62,7 @@ class CodeLocationConfig:
     audit_recent_days: int = 3
     audit_cycle_days: int = 30
     automation: str = "default"
+    discovery_interval_seconds: int = 3600
 
     def __post_init__(self) -> None:
         if not self.symbols:
@@ -77,6 +79,9 @@ class CodeLocationConfig:
             raise InvalidInputError("MARKETDATA_REPAIR_MAX_ATTEMPTS / _BACKOFF_SECONDS must be >= 0")
         if not 0 <= self.audit_recent_days <= 366:
             raise InvalidInputError(f"MARKETDATA_AUDIT_RECENT_DAYS={self.audit_recent_days}: expected 0..366")
+        if not 30 <= self.discovery_interval_seconds <= 86_400:
+            raise InvalidInputError(f"MARKETDATA_DISCOVERY_INTERVAL_SECONDS={self.discovery_interval_seconds}: "
+                                    "expected 30..86400")
         if self.automation not in AUTOMATION_MODES:
             raise InvalidInputError(f"MARKETDATA_AUTOMATION={self.automation!r}: expected one of "
                                     f"{', '.join(AUTOMATION_MODES)} (defs/automation.py)")

@@ -40,6 +40,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 UI_SIM_NOW = "2024-04-02T12:00:00Z"
 UI_SYMBOL, UI_INTERVAL, UI_START_DATE = "BTCUSDT", "1m", "2024-01-01"
 UI_BACKFILL_INTERVAL_S = 2
+UI_DISCOVERY_INTERVAL_S = 30  # symbol_discovery ticks this often here (3600 by default)
 LOCATION = "marketdata"
 
 
@@ -151,6 +152,7 @@ def start_ui_stack() -> Iterator[UiStack]:
                "MARKETDATA_SYMBOLS": UI_SYMBOL, "MARKETDATA_INTERVALS": UI_INTERVAL,
                "MARKETDATA_START_DATE": UI_START_DATE,
                "MARKETDATA_BACKFILL_INTERVAL_SECONDS": str(UI_BACKFILL_INTERVAL_S),
+               "MARKETDATA_DISCOVERY_INTERVAL_SECONDS": str(UI_DISCOVERY_INTERVAL_S),
                "DAGSTER_TELEMETRY_DISABLED": "1"}
         env.pop("DAGSTER_URL", None)
         stack = UiStack(url=f"http://127.0.0.1:{port}", env=env, home=home, db_path=db_path, artifacts=artifacts,
