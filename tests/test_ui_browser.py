@@ -270,6 +270,32 @@ def test_rows_deleted_by_hand_are_found_by_the_audit_and_repaired_by_the_sensor(
     assert after.stdout.splitlines()[-1] == "checked 1 partition(s) x 4 check(s): 1 passed, 0 with warnings, 0 failed"
 
 
+RUNS_OF_JOB = """query ($job: String!) { runsOrError(filter: {pipelineName: $job}) {
+  ... on Runs { results { runId status parentRunId } } } }"""
+
+
+def test_a_cli_run_belongs_to_a_named_job_the_ui_re_executes(loaded: UiStack, ui_page) -> None:
+    """`marketdata download --in-dagster` runs the code location's klines_1m_job: the run page links to the job
+    and "Re-execute all" launches a new run of it that succeeds."""
+    from playwright.sync_api import expect
+
+    page = ui_page
+    done = loaded.marketdata("download", "--symbols", UI_SYMBOL, "--intervals", UI_INTERVAL, "--start", "2024-01-05",
+                             "--end", "2024-01-05", "--in-dagster", "--no-progress")
+    assert done.returncode == 0, done.stdout + done.stderr
+    job = f"klines_{UI_INTERVAL}_job"
+    (parent,) = loaded.graphql(RUNS_OF_JOB, {"job": job})["runsOrError"]["results"]
+    page.goto(f"{loaded.url}/runs/{parent['runId']}")
+    expect(page.locator(f"a[href$='/locations/marketdata/jobs/{job}']").first).to_be_visible()
+    page.get_by_role("button", name="Re-execute all (*)").click()
+    child = wait_until("the re-execution to succeed", lambda: next(
+        (r for r in loaded.graphql(RUNS_OF_JOB, {"job": job})["runsOrError"]["results"]
+         if r["parentRunId"] == parent["runId"] and r["status"] == "SUCCESS"), None), timeout_s=180, poll_s=2)
+    page.goto(f"{loaded.url}/runs/{child['runId']}")
+    expect(page.get_by_text("RUN_SUCCESS").first).to_be_visible()
+    shot(page, "cli_run_reexecuted")
+
+
 def test_plots_graph_the_newest_partitions_figures(loaded: UiStack, ui_page) -> None:
     """Dagster plots a partitioned asset's numeric metadata over its newest 120 partition keys: recent days
     (the simulator's clock back to real time for them), graphed per partition."""

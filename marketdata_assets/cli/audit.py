@@ -40,7 +40,10 @@ def audit_command(symbols, intervals, start, end, **flags) -> None:
 
     from marketdata_assets.cli.in_dagster import audit_klines, instance_is_persistent
 
-    outcomes, errors = audit_klines(settings, wanted, chosen, first, last)
+    try:
+        outcomes, errors = audit_klines(settings, wanted, chosen, first, last)
+    except InvalidInputError as exc:
+        raise click.UsageError(str(exc)) from None
     problems = [o for o in outcomes if not o.passed]
     for outcome in problems[:SHOWN]:
         word = "WARNING" if outcome.warning else "FAILED"

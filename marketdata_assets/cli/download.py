@@ -211,11 +211,14 @@ def _download_in_dagster(settings, symbols: list[str], intervals: list[str], day
     from marketdata_assets.cli.in_dagster import materialize_klines
     from marketdata_assets.ingest.contract import DayResult
 
-    with tqdm(total=len(symbols) * len(intervals), unit="run", disable=no_progress) as bar:
-        errors = materialize_klines(
-            settings, symbols, intervals, day_list[0], day_list[-1],
-            on_run=lambda symbol, interval, ok: (bar.set_postfix_str(f"{symbol} {interval}"), bar.update(1)),
-        )
+    try:
+        with tqdm(total=len(symbols) * len(intervals), unit="run", disable=no_progress) as bar:
+            errors = materialize_klines(
+                settings, symbols, intervals, day_list[0], day_list[-1],
+                on_run=lambda symbol, interval, ok: (bar.set_postfix_str(f"{symbol} {interval}"), bar.update(1)),
+            )
+    except InvalidInputError as exc:
+        raise click.UsageError(str(exc)) from None
     results = [
         DayResult.from_ledger(row)
         for symbol in symbols for interval in intervals

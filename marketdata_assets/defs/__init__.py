@@ -22,6 +22,7 @@ from marketdata_assets.defs.datasets.repair import build_repair_sensors
 from marketdata_assets.defs.datasets.spec import DailyDatasetSpec
 from marketdata_assets.defs.exchange.assets import build_exchange_info_asset
 from marketdata_assets.defs.exchange.sensors import build_symbol_discovery_sensor
+from marketdata_assets.defs.klines.jobs import build_kline_jobs
 from marketdata_assets.defs.klines.schedules import build_daily_schedule
 from marketdata_assets.defs.klines.sensors import build_archive_settlement_sensor
 from marketdata_assets.defs.market_stats.ticker import build_ticker_24h_schedule, ticker_24h_asset, ticker_24h_check
@@ -71,6 +72,7 @@ def _build(config: CodeLocationConfig, marketdata: MarketDataResource | None,
         schedules=[build_daily_schedule(config.intervals, schedule_status("daily_refresh", config.automation)),
                    build_ticker_24h_schedule(schedule_status("ticker_24h_hourly", config.automation)),
                    *([audit] if audit else [])],
+        jobs=build_kline_jobs(config.intervals),
         resources={"marketdata": marketdata},
         # Steps of a run execute in the run's process: a step subprocess costs several seconds of imports
         # on a small machine, far more than a day's load; parallelism comes from runs (pool-bounded).
