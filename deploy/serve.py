@@ -99,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         procs.append(proc)
         return proc
 
+    # a fresh SQLite instance created by the webserver, the daemon and the code server at once gets its
+    # schema stamped twice (alembic: "more than one head"): create it here first
+    from dagster import DagsterInstance
+
+    DagsterInstance.get().dispose()
     try:
         if args.sim_port is not None:
             sim = start([str(BIN / "marketdata"), "sim", "--port", str(args.sim_port)])

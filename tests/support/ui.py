@@ -159,10 +159,6 @@ def start_ui_stack() -> Iterator[UiStack]:
                         sim=sim, procs=procs)
         upgraded = stack.marketdata("db", "upgrade", timeout=120)
         assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
-        # two processes creating a fresh SQLite instance at once can stamp its schema twice: create it first
-        migrated = subprocess.run([str(BIN / "dagster"), "instance", "migrate"], cwd=ROOT, env=env,
-                                  capture_output=True, text=True, timeout=120)
-        assert migrated.returncode == 0, migrated.stdout + migrated.stderr
         # what `make run` starts: deploy/serve.py (dagster-webserver + deploy/daemon.py, one process group each)
         log = open(artifacts / "serve.log", "w")  # noqa: SIM115 - closed at teardown
         logs.append(log)
