@@ -54,10 +54,10 @@ class DayContent:
 
 @dataclass(frozen=True)
 class DayDigest:
-    """A stored day: how many rows, and the sha256 of their content."""
+    """A stored day: how many rows, and the sha256 of their content (None: counted only, not read)."""
 
     rows: int
-    digest: str
+    digest: str | None
 
 
 DAY_CONTENTS: dict[str, DayContent] = {
@@ -114,6 +114,23 @@ def day_digests(conn: Connection, dataset: str, symbol: str, interval: str,
 
 
 EMPTY_DAY = DayDigest(0, hashlib.sha256().hexdigest())
+
+
+def day_counts(conn: Connection, dataset: str, symbol: str, interval: str,
+               days: Sequence[date]) -> dict[date, DayDigest]:
+    """Row count of each of `days` (digest None): what an audit compares for a day its own run just loaded,
+    whose digest the load computed from the table moments before."""
+    content = DAY_CONTENTS[dataset]
+    postgres = is_postgres(conn)
+    epoch_day = ((epoch_ms(content.table.c[content.time_column], postgres)
+                  - (1 if content.closed_right else 0)) // DAY_MS).label("epoch_day")
+    out: dict[date, DayDigest] = {}
+    for run in _runs(days):
+        query = (sa.select(epoch_day, sa.func.count()).where(*_where(content, symbol, interval, run))
+                 .group_by(epoch_day))
+        found = {EPOCH_DAY + timedelta(days=int(d)): int(n) for d, n in conn.execute(query)}
+        out.update({day: DayDigest(found.get(day, 0), None) for day in run})
+    return out
 
 
 def _content_columns(content: DayContent, postgres: bool) -> list[sa.ColumnElement]:

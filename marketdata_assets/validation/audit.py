@@ -11,12 +11,12 @@ its digest recorded by its first audit. Every failure is repairable: the repair 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date
 
 from sqlalchemy.engine import Engine
 
-from marketdata_assets.storage.day_content import DayDigest, day_digests
+from marketdata_assets.storage.day_content import DayDigest, day_counts, day_digests
 from marketdata_assets.storage.ledger import CheckStatus, LedgerRow, LedgerStatus, get_ledger, record_content_digests
 from marketdata_assets.validation.kline_checks import DayCheck
 
@@ -25,7 +25,7 @@ SHORT = 12  # digest characters shown
 
 def audit_day(day: date, row: LedgerRow | None, stored: DayDigest) -> DayCheck:
     """The audit verdict of one day from its ledger row and what its table holds now."""
-    meta: dict = {"stored_rows": stored.rows, "stored_digest": stored.digest[:SHORT]}
+    meta: dict = {"stored_rows": stored.rows, "stored_digest": (stored.digest or "")[:SHORT]}
     if row is None:
         return DayCheck(day, CheckStatus.WARNING, f"not loaded: nothing recorded to audit ({stored.rows} row(s) "
                         "stored)", meta)
@@ -51,6 +51,10 @@ def audit_day(day: date, row: LedgerRow | None, stored: DayDigest) -> DayCheck:
     if lost < 0:
         return DayCheck(day, CheckStatus.FAILED, f"{-lost} row(s) more than the load stored: the ledger "
                         f"records {row.actual_rows}, the table holds {stored.rows}", meta)
+    if stored.digest is None:
+        return DayCheck(day, CheckStatus.PASSED, f"{stored.rows} row(s) as this run's load stored them (its "
+                        "content digest, read from the table in the load's transaction, is what later audits "
+                        "compare)", meta)
     if row.content_digest is None:
         return DayCheck(day, CheckStatus.PASSED, f"{stored.rows} row(s) as recorded; no digest recorded "
                         "(loaded before digests existed): this reading is now the reference", meta)
@@ -62,19 +66,23 @@ def audit_day(day: date, row: LedgerRow | None, stored: DayDigest) -> DayCheck:
     return DayCheck(day, CheckStatus.PASSED, f"{stored.rows} row(s){grid}, content as loaded", meta)
 
 
-def audit_days(engine: Engine, dataset: str, symbol: str, interval: str,
-               days: Sequence[date]) -> dict[date, DayCheck]:
-    """The audit of one symbol's days: one ledger read, one table read per run of days."""
+def audit_days(engine: Engine, dataset: str, symbol: str, interval: str, days: Sequence[date],
+               loaded_now: Collection[date] = ()) -> dict[date, DayCheck]:
+    """The audit of one symbol's days: one ledger read, one table read per run of days. Days in `loaded_now`
+    (loaded by the same run, their digest computed from the table moments ago) are counted, not read."""
     days = sorted(set(days))
     if not days:
         return {}
     with engine.connect() as conn:
         wanted = set(days)
         ledger = {r.day: r for r in get_ledger(conn, dataset, symbol, interval, days[0], days[-1]) if r.day in wanted}
-        stored = day_digests(conn, dataset, symbol, interval, days)
+        fresh = [d for d in days if d in set(loaded_now)]
+        stored = {**day_digests(conn, dataset, symbol, interval, [d for d in days if d not in set(fresh)]),
+                  **day_counts(conn, dataset, symbol, interval, fresh)}
     verdicts = {day: audit_day(day, ledger.get(day), stored[day]) for day in days}
     baseline = {day: stored[day].digest for day, row in ledger.items()
-                if row.content_digest is None and verdicts[day].status == CheckStatus.PASSED
+                if row.content_digest is None and stored[day].digest is not None
+                and verdicts[day].status == CheckStatus.PASSED
                 and str(row.status) == LedgerStatus.COMPLETE}
     record_content_digests(engine, dataset, symbol, interval, baseline)
     return verdicts

@@ -165,7 +165,11 @@ def build_checks(spec: DailyDatasetSpec, partitions_def: dg.PartitionsDefinition
             verdicts = dict(family.evaluate(runtime, symbol, days, selected - {AUDIT_CHECK})
                             if selected - {AUDIT_CHECK} else {})
             if AUDIT_CHECK in selected:
-                verdicts[AUDIT_CHECK] = audit_days(runtime.engine, spec.ledger_dataset, symbol, spec.interval, days)
+                # a day this run loaded: its digest was read from the table in the load's transaction
+                fresh = [d for d in days if (t := targets.get(str(partition_key(d, symbol)))) is not None
+                         and t.run_id == context.run.run_id]
+                verdicts[AUDIT_CHECK] = audit_days(runtime.engine, spec.ledger_dataset, symbol, spec.interval, days,
+                                                   loaded_now=fresh)
             evals, statuses, repaired = evaluations(spec, symbol, days, verdicts, targets)
             yield from evals
             failed += sum(status == CheckStatus.FAILED for status in statuses.values())
