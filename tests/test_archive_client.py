@@ -16,6 +16,7 @@ import pytest
 from marketdata_assets.binance.archive import (
     ArchiveClient,
     archive_path,
+    csv_size_limit,
     parse_checksum,
     parse_listing,
     unzip_single_csv,
@@ -158,6 +159,34 @@ def test_unzip_refuses_corrupt_and_multi_member_zips():
     flipped[40] ^= 0xFF  # inside the compressed data: a CRC or inflate error
     with pytest.raises(CorruptArchiveError):
         unzip_single_csv(bytes(flipped), "data/d.zip")
+
+
+def test_a_zip_inflating_beyond_what_its_file_may_hold_is_refused_without_reading_it_all():
+    """A day of 1m klines is at most ~430 KB of CSV here; a 2 MB (or lying) member is a zip bomb, refused."""
+    path = "data/futures/um/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01-15.zip"
+    assert 1440 * 90 < csv_size_limit(path) < 1024 * 1024
+    assert csv_size_limit("data/futures/um/daily/aggTrades/BTCUSDT/BTCUSDT-aggTrades-2024-01-15.zip") >= 500 * 2**20
+    bomb = make_zip({"BTCUSDT-1m-2024-01-15.csv": b"0" * (2 * 1024 * 1024)})
+    assert len(bomb) < 20_000
+    with pytest.raises(CorruptArchiveError, match=r"BTCUSDT-1m-2024-01-15.zip: declares 2,097,152 bytes"):
+        unzip_single_csv(bomb, path)
+    # a member whose header understates its size: zipfile stops at the stated size, the CRC then fails
+    with pytest.raises(CorruptArchiveError, match="unreadable zip"):
+        _unzip_lying(make_zip({"a.csv": b"1,2\n" * 10_000}), path)
+    real = (SAMPLES / "um_klines_1m_BTCUSDT_2023-01-01_header_plus_first_row.csv").read_bytes()
+    assert unzip_single_csv(make_zip({"BTCUSDT-1m-2023-01-01.csv": real}), path) == real
+
+
+def _unzip_lying(data: bytes, path: str) -> bytes:
+    """unzip_single_csv of `data` whose member header claims 10 bytes (local and central directory)."""
+    import struct
+
+    patched = bytearray(data)
+    local = patched.find(b"PK\x03\x04")
+    struct.pack_into("<I", patched, local + 22, 10)  # uncompressed size in the local header
+    central = patched.find(b"PK\x01\x02")
+    struct.pack_into("<I", patched, central + 24, 10)  # and in the central directory
+    return unzip_single_csv(bytes(patched), path, limit=1_000)
 
 
 def test_checksum_mismatch_message_names_file_and_both_digests():

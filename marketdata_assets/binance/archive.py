@@ -153,15 +153,47 @@ def parse_checksum(text: bytes | str, path: str) -> str:
     return parts[0].lower()
 
 
-def unzip_single_csv(data: bytes, path: str) -> bytes:
-    """The one CSV inside an archive zip; CorruptArchiveError when the zip is bad or holds anything else."""
+# The largest CSV a file may inflate to, by data type: a day of 1m klines is ~130 KB and BTCUSDT's busiest
+# days of aggregate trades stay well under 500 MB, so these bound a zip bomb without refusing real data.
+KLINE_ROW_BYTES = 256  # generous: a real 1m kline line is ~90 bytes
+KLINE_SLACK_BYTES = 64 * 1024
+TRADE_CSV_LIMIT = 1024 * 1024 * 1024  # aggTrades / trades: 1 GiB
+OTHER_CSV_LIMIT = 64 * 1024 * 1024  # metrics, bookDepth, fundingRate, ...
+_PATH_RE = re.compile(r"/(?P<period>daily|monthly)/(?P<type>[A-Za-z]+)/[A-Z0-9_]+/(?:(?P<interval>[0-9]+[a-zA-Z]+)/)?")
+
+
+def csv_size_limit(path: str) -> int:
+    """The most bytes the CSV of the archive file `path` may hold (see the constants above)."""
+    match = _PATH_RE.search(path)
+    if match is None:
+        return OTHER_CSV_LIMIT
+    data_type, interval = match["type"], match["interval"]
+    days = 31 if match["period"] == "monthly" else 1
+    if interval and interval in INTERVAL_MS:
+        bars = max(1, 86_400_000 // INTERVAL_MS[interval]) * days
+        return bars * KLINE_ROW_BYTES + KLINE_SLACK_BYTES
+    if data_type in ("aggTrades", "trades"):
+        return TRADE_CSV_LIMIT * days
+    return OTHER_CSV_LIMIT * days
+
+
+def unzip_single_csv(data: bytes, path: str, limit: int | None = None) -> bytes:
+    """The one CSV inside an archive zip; CorruptArchiveError when the zip is bad, holds anything else, or
+    would inflate beyond `limit` bytes (default: csv_size_limit(path)), refused before inflating."""
+    limit = csv_size_limit(path) if limit is None else limit
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = [info for info in archive.infolist() if not info.is_dir()]
             if len(members) != 1:
                 names = [m.filename for m in members][:5]
                 raise CorruptArchiveError(path, f"expected one CSV in the zip, found {len(members)}: {names}")
-            return archive.read(members[0])
+            member = members[0]
+            if member.file_size > limit:
+                raise CorruptArchiveError(path, f"declares {member.file_size:,} bytes uncompressed, more than "
+                                                f"the {limit:,} this file may hold")
+            # zipfile inflates no more than the declared size and then checks the CRC: a member that
+            # understates its size fails as unreadable, so the declared size bounds memory
+            return archive.read(member)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, NotImplementedError) as exc:
         raise CorruptArchiveError(path, f"unreadable zip ({exc})") from exc
 
