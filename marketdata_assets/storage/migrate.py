@@ -1,12 +1,16 @@
 """Apply the store's Alembic migrations from code (`marketdata db upgrade`, the code location at start).
 
 The migration scripts ship inside the package, so this works from a wheel without an alembic.ini.
+Two processes migrating a fresh store at once (a download and the sidecar, a webserver and a daemon) are
+serialized: a transaction-scoped advisory lock on PostgreSQL, a lock file beside a SQLite database; the
+second waits (at most MIGRATION_LOCK_TIMEOUT_S), then finds the store at head and does nothing.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -19,6 +23,8 @@ from sqlalchemy.engine import URL, Engine
 from marketdata_assets.storage.engine import make_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+MIGRATION_LOCK_KEY = 0x6D64_6D69_6772  # "mdmigr": this project's advisory lock id on PostgreSQL
+MIGRATION_LOCK_TIMEOUT_S = 120
 
 
 def load_all_tables() -> sa.MetaData:
@@ -53,13 +59,39 @@ def upgrade(engine_or_url: Engine | str | URL, revision: str = "head") -> str | 
     engine = make_engine(engine_or_url) if owned else engine_or_url
     try:
         config = alembic_config()
-        with engine.begin() as connection:
+        with _sqlite_file_lock(engine), engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(sa.text("SELECT set_config('lock_timeout', :t, true)"),
+                                   {"t": f"{MIGRATION_LOCK_TIMEOUT_S}s"})
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
         return current_revision(engine)
     finally:
         if owned:
             engine.dispose()
+
+
+def _sqlite_file_lock(engine: Engine):
+    """An exclusive lock file beside a SQLite database file (a no-op context for other stores)."""
+
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return nullcontext()
+    from filelock import FileLock, Timeout
+
+    path = f"{Path(database).expanduser()}.migrate.lock"
+
+    @contextmanager
+    def locked():
+        try:
+            with FileLock(path, timeout=MIGRATION_LOCK_TIMEOUT_S):
+                yield
+        except Timeout:
+            raise TimeoutError(f"another process has been migrating the store for over {MIGRATION_LOCK_TIMEOUT_S} s "
+                               f"(lock file {path})") from None
+
+    return locked()
 
 
 def current_revision(engine: Engine) -> str | None:
