@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from marketdata_assets.binance.intervals import InvalidInputError, validate_interval
+from marketdata_assets.redact import mask_credentials
 
 LIVE_FAPI_URL = "https://fapi.binance.com"
 TESTNET_FAPI_URL = "https://demo-fapi.binance.com"
@@ -78,7 +79,8 @@ class Settings:
         validate_url(self.ws_url, "BINANCE_WS_URL", ("ws", "wss"))
         validate_interval(self.default_interval)
         if "://" not in self.database_url:
-            raise InvalidInputError(f"DATABASE_URL={self.database_url!r} is not a database URL")
+            raise InvalidInputError(f"DATABASE_URL={mask_credentials(self.database_url)!r} is not a database URL "
+                                    "(expected postgresql://... or sqlite:///...)")
         return replace(
             self,
             fapi_url=self.fapi_url.rstrip("/"),

@@ -84,6 +84,20 @@ class LazyGroup(click.Group):
         with formatter.section(_("Commands")):
             formatter.write_dl(rows)
 
+    def invoke(self, ctx: click.Context):
+        """The error boundary of every command: bad input -> one line and exit 2; a database or host that
+        cannot be used -> one line and exit 1; anything else -> one line and exit 1, the traceback only with
+        -vv. Every line has its credentials masked."""
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort, SystemExit,
+                KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the boundary
+            if VERBOSITY[0] >= 2:
+                raise
+            raise _one_line(exc) from None
+
     @staticmethod
     def _load(name: str) -> click.Command | None:
         entry = COMMANDS.get(name)
@@ -100,10 +114,30 @@ class LazyGroup(click.Group):
         return getattr(module, attribute, None)
 
 
+VERBOSITY = [0]  # -v count, set by the group before a command runs
+DATABASE_ERRORS = ("OperationalError", "InterfaceError", "DatabaseError", "ProgrammingError")
+
+
+def _one_line(exc: Exception) -> click.ClickException:
+    from marketdata_assets.redact import mask_credentials
+
+    text = mask_credentials(" ".join(str(exc).split("\n", 1)[0].split()))[:400]
+    kind = type(exc)
+    if kind.__name__ == "InvalidInputError":
+        return click.UsageError(text)
+    if kind.__module__.split(".")[0] in ("sqlalchemy", "psycopg", "psycopg2", "sqlite3") and \
+            kind.__name__ in DATABASE_ERRORS:
+        return click.ClickException(f"the database cannot be used: {text} (-vv for the traceback)")
+    if isinstance(exc, OSError | TimeoutError):
+        return click.ClickException(f"{text} (-vv for the traceback)")
+    return click.ClickException(f"{kind.__name__}: {text} (-vv for the traceback)")
+
+
 @click.group(cls=LazyGroup)
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 def cli(verbose: int) -> None:
     """Binance USD-M Futures market data: download, backfill, stream, repair and query."""
+    VERBOSITY[0] = verbose
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

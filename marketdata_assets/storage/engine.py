@@ -10,6 +10,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
 from marketdata_assets.binance.intervals import InvalidInputError
+from marketdata_assets.redact import mask_credentials
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -47,13 +48,7 @@ def describe_url(url: str | URL) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
-        # not parseable: hide anything between "://user:" and "@"
-        head, sep, rest = url.partition("://")
-        if sep and "@" in rest:
-            creds, _, host = rest.rpartition("@")
-            user = creds.split(":", 1)[0]
-            return f"{head}://{user}:***@{host}"
-        return url
+        return mask_credentials(url)  # not parseable (e.g. no scheme): still no password shown
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
