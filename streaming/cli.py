@@ -67,7 +67,7 @@ def build_service(settings: Settings, symbols: tuple[str, ...], data_types: tupl
 @click.option("--streams", "--data-types", "data_types", cls=MultiValueOption,
               help=f"Data types (default all): {', '.join(DATA_TYPES)}.")
 @click.option("--interval", default=None, help="Kline interval (default DEFAULT_INTERVAL, 1m).")
-@click.option("--health-port", type=int, default=8081, show_default=True,
+@click.option("--health-port", type=click.IntRange(0, 65535), default=8081, show_default=True,
               help="Port of /health and /metrics (0 picks a free one).")
 @click.option("--spool-dir", type=click.Path(file_okay=False), default=None,
               help="Where batches go while the database is down (default: a temp folder).")

@@ -63,6 +63,9 @@ class ReplayStats:
         return self.events / self.seconds if self.seconds else 0.0
 
 
+MIN_SPEED, MAX_SPEED = 1e-3, 1e6  # a thousandth of real time .. a million times: beyond, 'max' or a mistake
+
+
 def parse_speed(value: str | float | None) -> float | None:
     """`max` (or None) -> as fast as possible; a positive number -> that many times real time."""
     if value is None or (isinstance(value, str) and value.strip().lower() == "max"):
@@ -71,8 +74,8 @@ def parse_speed(value: str | float | None) -> float | None:
         speed = float(value)
     except (TypeError, ValueError):
         raise InvalidInputError(f"invalid speed {value!r}: expected a positive number or 'max'") from None
-    if not speed > 0 or speed == float("inf"):
-        raise InvalidInputError(f"invalid speed {value!r}: expected a positive number or 'max'")
+    if not MIN_SPEED <= speed <= MAX_SPEED:
+        raise InvalidInputError(f"invalid speed {value!r}: expected {MIN_SPEED:g}..{MAX_SPEED:g} or 'max'")
     return speed
 
 

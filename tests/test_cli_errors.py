@@ -35,3 +35,23 @@ def test_one_line_the_right_exit_code_and_no_password(args, url, code, message) 
 def test_minus_vv_shows_the_traceback() -> None:
     done = _run("-vv", "db", "upgrade", database_url=UNREACHABLE)
     assert done.returncode == 1 and "Traceback" in done.stderr
+
+
+@pytest.mark.parametrize(("args", "names"), [
+    (("download", "--symbols", "", "--days", "1"), "--symbols"),
+    (("download", "--symbols", "BTCUSDT", "--intervals", "", "--days", "1"), "--intervals"),
+    (("gaps", "--symbols", ""), "--symbols"),
+    (("download", "--symbols", "BTCUSDT", "--days", "999999999"), "--days 999999999"),
+    (("backfill", "--symbols", "BTCUSDT", "--intervals", "1m", "--days", "1", "--timeout", "-1"), "--timeout"),
+    (("export", "--table", "klines", "--symbols", "BTCUSDT", "--interval", "1m", "--start", "2024-01-01",
+      "--end", "2024-01-02", "--out", ""), "--out"),
+    (("replay", "--symbols", "BTCUSDT", "--start", "2024-01-01", "--end", "2024-01-02", "--speed", "1e-300"),
+     "speed '1e-300'"),
+    (("stream", "--symbols", "BTCUSDT", "--health-port", "99999"), "--health-port"),
+    (("db", "upgrade", "--revision", "bogus"), "--revision"),
+])
+def test_bad_input_once_accepted_or_a_traceback_is_exit_2_naming_it(args, names, tmp_path) -> None:
+    """Inputs the fault campaign found accepted silently (an empty --symbols meant "all") or crashing."""
+    done = _run(*args, database_url=f"sqlite:///{tmp_path / 'md.db'}")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert names in done.stderr and "Traceback" not in done.stderr

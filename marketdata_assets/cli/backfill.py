@@ -147,7 +147,8 @@ def wait_for(client: DagsterGraphQL, backfill_id: str, timeout_s: float, poll_s:
 @click.option("--location", envvar="DAGSTER_LOCATION", default="marketdata", show_default=True,
               help="Code location name (workspace.yaml).")
 @click.option("--wait/--no-wait", default=False, help="Wait for the backfill to finish.")
-@click.option("--timeout", type=float, default=3600.0, show_default=True, help="Seconds to --wait at most.")
+@click.option("--timeout", type=click.FloatRange(min=1, max=7 * 86_400), default=3600.0, show_default=True,
+              help="Seconds to --wait at most.")
 def backfill_command(symbols: tuple[str, ...], intervals: tuple[str, ...], start: str | None, end: str | None,
                      days: int | None, dagster_url: str, location: str, wait: bool, timeout: float) -> None:
     """Launch a backfill of kline assets on a running Dagster (UI + daemon)."""

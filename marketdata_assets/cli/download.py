@@ -31,13 +31,16 @@ if TYPE_CHECKING:
 # `marketdata download --help` and bad input (exit 2) stay light
 
 
+MAX_DAYS = 10_000  # ~27 years: more than Binance futures have existed
+
+
 def resolve_days(start: str | None, end: str | None, days: int | None, today: date) -> list[date]:
     """--start/--end (inclusive) or --days N (the last N days up to today, today included)."""
     if days is not None:
         if start or end:
             raise InvalidInputError("give either --days or --start/--end, not both")
-        if days < 1:
-            raise InvalidInputError(f"--days {days}: must be at least 1")
+        if not 1 <= days <= MAX_DAYS:
+            raise InvalidInputError(f"--days {days}: expected 1..{MAX_DAYS:,}")
         return days_between(today - timedelta(days=days - 1), today)
     if not start:
         raise InvalidInputError("missing --start (or --days)")

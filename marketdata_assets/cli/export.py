@@ -16,6 +16,13 @@ TABLE_NAMES = ("agg_trades", "funding_rates", "klines", "mark_price_updates", "o
 FORMATS = ("parquet", "csv")
 
 
+def _non_empty_path(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """An empty --out would mean the current folder by accident: refused."""
+    if value is not None and not str(value).strip(" ."):
+        raise click.BadParameter("an output directory is required (got an empty path)", ctx=ctx, param=param)
+    return value
+
+
 @click.command("export")
 @click.option("--table", "table", required=True, help=f"One of: {', '.join(TABLE_NAMES)}.")
 @click.option("--symbols", cls=MultiValueOption, required=True, help="e.g. --symbols BTCUSDT ETHUSDT")
@@ -23,7 +30,8 @@ FORMATS = ("parquet", "csv")
 @click.option("--start", required=True, help="First UTC day, YYYY-MM-DD.")
 @click.option("--end", required=True, help="Last UTC day, YYYY-MM-DD, inclusive.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="parquet", show_default=True)
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output directory.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), callback=_non_empty_path,
+              help="Output directory.")
 @settings_options
 def export_command(table, symbols, interval, start, end, fmt, out, **flags) -> None:
     """Export a stored table as a dataset partitioned by symbol=/date= (readable by pandas, polars, Spark)."""

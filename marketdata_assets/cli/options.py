@@ -50,7 +50,9 @@ class MultiValueOption(click.Option):
             return value
         flat: list[str] = []
         for item in value:
-            flat += [part for part in str(item).split(",") if part]
+            flat += [part for part in str(item).replace(",", " ").split() if part]
+        if value and not flat:  # given, but only empty strings: a mistake, not "everything"
+            raise click.BadParameter("give at least one value (an empty string is none)", ctx=ctx, param=self)
         return tuple(flat)
 
 
