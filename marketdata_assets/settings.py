@@ -89,6 +89,15 @@ class Settings:
             ws_url=self.ws_url.rstrip("/"),
         )
 
+    def require_existing_store(self) -> None:
+        """A command that only reads refuses a SQLite path that holds no database (a typo would otherwise
+        create an empty one and report nothing to be found)."""
+        if self.database_url.startswith("sqlite:///"):
+            path = self.database_url.removeprefix("sqlite:///")
+            if path and path != ":memory:" and not Path(path).is_file():
+                raise InvalidInputError(f"DATABASE_URL={self.database_url!r}: no SQLite database at {path} "
+                                        "(marketdata db upgrade or a download creates one)")
+
     def ensure_sqlite_dir(self) -> None:
         """Create the folder of a SQLite database file (the default lives under ./data)."""
         if self.database_url.startswith("sqlite:///"):

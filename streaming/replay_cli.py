@@ -48,6 +48,7 @@ def replay_command(symbols, start, end, interval, speed, no_klines, no_trades, j
         chosen = None if no_klines else validate_interval(interval or settings.default_interval)
         if no_klines and no_trades:
             raise InvalidInputError("--no-klines and --no-trades leave nothing to replay")
+        settings.require_existing_store()
         engine = make_engine(settings.database_url)
     except InvalidInputError as exc:
         raise click.UsageError(str(exc)) from None

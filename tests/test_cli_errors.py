@@ -55,3 +55,17 @@ def test_bad_input_once_accepted_or_a_traceback_is_exit_2_naming_it(args, names,
     done = _run(*args, database_url=f"sqlite:///{tmp_path / 'md.db'}")
     assert done.returncode == 2, done.stdout + done.stderr
     assert names in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ("gaps", "--symbols", "BTCUSDT"),
+    ("export", "--table", "klines", "--symbols", "BTCUSDT", "--interval", "1m", "--start", "2024-01-01",
+     "--end", "2024-01-02", "--out", "out"),
+    ("replay", "--symbols", "BTCUSDT", "--start", "2024-01-01", "--end", "2024-01-02"),
+])
+def test_reading_commands_refuse_a_mistyped_sqlite_path_instead_of_creating_it(args, tmp_path) -> None:
+    missing = tmp_path / "typo" / "md.db"
+    done = _run(*args, database_url=f"sqlite:///{missing}")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"no SQLite database at {missing}" in done.stderr
+    assert not missing.exists() and not missing.parent.exists()

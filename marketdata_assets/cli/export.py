@@ -44,6 +44,7 @@ def export_command(table, symbols, interval, start, end, fmt, out, **flags) -> N
         first, last = parse_day(start), parse_day(end)
         if spec.has_interval and interval is None:
             interval = settings.default_interval
+        settings.require_existing_store()
         engine = make_engine(settings.database_url)
     except InvalidInputError as exc:
         raise click.UsageError(str(exc)) from None

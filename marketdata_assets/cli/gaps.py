@@ -112,6 +112,10 @@ def gaps_command(symbols: tuple[str, ...] | None, intervals: tuple[str, ...] | N
     except InvalidInputError as exc:
         raise click.UsageError(str(exc)) from None
     settings = settings_from_flags(database_url=database_url)
+    try:
+        settings.require_existing_store()
+    except InvalidInputError as exc:
+        raise click.UsageError(str(exc)) from None
     from marketdata_assets.storage.engine import make_engine
     from marketdata_assets.storage.migrate import upgrade
     from marketdata_assets.storage.repository import MarketDataRepository
