@@ -36,6 +36,19 @@ def validate_url(url: str, name: str, schemes: tuple[str, ...] = ("http", "https
     return url.rstrip("/")
 
 
+MAX_DEPTH = 1000  # the most levels GET /fapi/v1/depth returns (SPEC A.9)
+
+
+def _int_env(env: dict, name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidInputError(f"{name}={raw!r}: expected a whole number") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     fapi_url: str = LIVE_FAPI_URL
@@ -65,7 +78,7 @@ class Settings:
             api_secret=env.get("BINANCE_API_SECRET") or None,
             testnet=testnet,
             default_interval=env.get("DEFAULT_INTERVAL") or "1m",
-            default_depth=int(env.get("DEFAULT_DEPTH") or 20),
+            default_depth=_int_env(env, "DEFAULT_DEPTH", 20),
             store_to_db=_flag(env.get("STORE_TO_DB"), True),
             publish_events=_flag(env.get("PUBLISH_EVENTS"), False),
         )
@@ -78,6 +91,8 @@ class Settings:
         validate_url(self.archive_listing_url, "BINANCE_ARCHIVE_LISTING_URL")
         validate_url(self.ws_url, "BINANCE_WS_URL", ("ws", "wss"))
         validate_interval(self.default_interval)
+        if not 1 <= self.default_depth <= MAX_DEPTH:
+            raise InvalidInputError(f"DEFAULT_DEPTH={self.default_depth}: expected 1..{MAX_DEPTH} book levels")
         if "://" not in self.database_url:
             raise InvalidInputError(f"DATABASE_URL={mask_credentials(self.database_url)!r} is not a database URL "
                                     "(expected postgresql://... or sqlite:///...)")

@@ -62,6 +62,13 @@ def build_service(settings: Settings, symbols: tuple[str, ...], data_types: tupl
                              book_interval_s=book_interval)
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """FloatRange lets nan through (every comparison with it is false)."""
+    if value != value:
+        raise click.BadParameter("nan is not a number of seconds", ctx=ctx, param=param)
+    return value
+
+
 @click.command("stream")
 @click.option("--symbols", cls=MultiValueOption, required=True, help="Symbols to stream: BTCUSDT ETHUSDT ...")
 @click.option("--streams", "--data-types", "data_types", cls=MultiValueOption,
@@ -71,15 +78,19 @@ def build_service(settings: Settings, symbols: tuple[str, ...], data_types: tupl
               help="Port of /health and /metrics (0 picks a free one).")
 @click.option("--spool-dir", type=click.Path(file_okay=False), default=None,
               help="Where batches go while the database is down (default: a temp folder).")
-@click.option("--book-interval", type=float, default=1.0, show_default=True,
+@click.option("--book-interval", type=click.FloatRange(min=0.1, max=3600), default=1.0, show_default=True,
+              callback=_finite,
               help="Seconds between stored top-N order book snapshots.")
-@click.option("--log-level", default="INFO", show_default=True)
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+              default="INFO", show_default=True)
 @settings_options
 def stream_command(symbols: tuple[str, ...], data_types: tuple[str, ...] | None, interval: str | None,
                    health_port: int, spool_dir: str | None, book_interval: float, log_level: str,
                    **flags: str | None) -> None:
     """Stream live klines, trades, order books, mark price/funding and tickers into the database."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # force: the group's -v has configured logging already, and --log-level must win over it
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        force=True)
     settings = settings_from_flags(**flags)
     try:
         service = build_service(settings, symbols, tuple(data_types or ()), interval, health_port,

@@ -49,6 +49,9 @@ def test_minus_vv_shows_the_traceback() -> None:
      "speed '1e-300'"),
     (("stream", "--symbols", "BTCUSDT", "--health-port", "99999"), "--health-port"),
     (("db", "upgrade", "--revision", "bogus"), "--revision"),
+    (("stream", "--symbols", "BTCUSDT", "--book-interval", "nan"), "--book-interval"),
+    (("stream", "--symbols", "BTCUSDT", "--book-interval", "0"), "--book-interval"),
+    (("stream", "--symbols", "BTCUSDT", "--log-level", "bogus"), "--log-level"),
 ])
 def test_bad_input_once_accepted_or_a_traceback_is_exit_2_naming_it(args, names, tmp_path) -> None:
     """Inputs the fault campaign found accepted silently (an empty --symbols meant "all") or crashing."""
@@ -69,3 +72,13 @@ def test_reading_commands_refuse_a_mistyped_sqlite_path_instead_of_creating_it(a
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"no SQLite database at {missing}" in done.stderr
     assert not missing.exists() and not missing.parent.exists()
+
+
+@pytest.mark.parametrize(("value", "message"), [("abc", "DEFAULT_DEPTH='abc': expected a whole number"),
+                                                ("-5", "DEFAULT_DEPTH=-5: expected 1..1000")])
+def test_a_bad_default_depth_is_refused_before_anything_runs(value, message, tmp_path) -> None:
+    done = subprocess.run([str(BIN / "marketdata"), "stream", "--symbols", "BTCUSDT"],
+                          env={"PATH": str(BIN), "DATABASE_URL": f"sqlite:///{tmp_path / 'md.db'}",
+                               "DEFAULT_DEPTH": value}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr
