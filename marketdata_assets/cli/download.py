@@ -159,8 +159,12 @@ def download_command(symbols, intervals, start, end, days, force, source, no_pro
     written: Counter[str] = sum((loader.written for loader in loaders.values()), Counter())
     click.echo(closing_line(results, written))
     if failure is not None:
+        from marketdata_assets.redact import mask_credentials
+
+        # the first line only: a database error's later lines hold the statement and, on SQLite, row data
+        cause = mask_credentials(str(failure).strip().split("\n", 1)[0])[:300]
         raise click.ClickException(
-            f"stopped after {len(results)} of {total} days: {type(failure).__name__}: {failure} "
+            f"stopped after {len(results)} of {total} days: {type(failure).__name__}: {cause} "
             "(every day reported above is stored and recorded in the ledger)"
         )
     if failed:
