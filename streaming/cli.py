@@ -77,7 +77,8 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
 @click.option("--health-port", type=click.IntRange(0, 65535), default=8081, show_default=True,
               help="Port of /health and /metrics (0 picks a free one).")
 @click.option("--spool-dir", type=click.Path(file_okay=False), default=None,
-              help="Where batches go while the database is down (default: a temp folder).")
+              help="Where batches go while the database is down (default: a folder of this sidecar's own "
+                   "under $TMPDIR/marketdata-stream-spool, from its database, symbols and streams).")
 @click.option("--book-interval", type=click.FloatRange(min=0.1, max=3600), default=1.0, show_default=True,
               callback=_finite,
               help="Seconds between stored top-N order book snapshots.")

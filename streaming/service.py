@@ -16,7 +16,6 @@ import asyncio
 import gc
 import logging
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -34,6 +33,7 @@ from streaming.filler import GapFiller
 from streaming.health import HealthServer
 from streaming.metrics import Metrics
 from streaming.pipeline import Pipeline
+from streaming.spool import default_spool_dir
 from streaming.store import StreamStore
 from streaming.streams import (
     MAX_STREAMS_PER_CONNECTION,
@@ -61,6 +61,7 @@ class MarketDataService:
                  migrate: bool = True, check_symbols: bool = True, backoff_base_s: float = 0.05,
                  freeze_gc: bool = True, switch_interval_s: float | None = 0.001) -> None:
         self.settings = settings
+        symbols = [s.strip().upper() for s in symbols]  # read twice below (spool identity, subscriptions)
         self.interval = interval or settings.default_interval
         self.metrics = Metrics()
         self.bus = EventBus()
@@ -87,7 +88,8 @@ class MarketDataService:
             self.engine = make_engine(settings.database_url)
         self.writer: BatchWriter | None = None
         if settings.store_to_db:
-            spool = Path(spool_dir) if spool_dir else Path(tempfile.gettempdir()) / "marketdata-stream-spool"
+            spool = Path(spool_dir) if spool_dir else default_spool_dir(
+                settings.database_url, symbols, data_types, self.interval)
             self.writer = BatchWriter(
                 StreamStore(self.engine), spool, metrics=self.metrics, batch_size=batch_size,
                 max_pending=max_pending, linger=linger_s, notify=notify_payloads if settings.publish_events else None)

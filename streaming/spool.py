@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,23 @@ import orjson
 log = logging.getLogger(__name__)
 
 Batch = dict[str, list[tuple[Any, ...]]]
+SPOOL_ROOT_NAME = "marketdata-stream-spool"
+
+
+def default_spool_dir(database_url: str, symbols: Iterable[str], data_types: Iterable[str], interval: str,
+                      root: str | Path | None = None) -> Path:
+    """The spool of one sidecar identity (database, symbols, streams, interval) under $TMPDIR: two sidecars on
+    one host never replay each other's batches into the wrong database, and a restarted sidecar finds its
+    own. The password is left out of the identity (a rotated password keeps the spool)."""
+    import hashlib
+    import tempfile
+
+    from marketdata_assets.redact import mask_credentials
+
+    identity = "|".join([mask_credentials(database_url), ",".join(sorted(symbols)), ",".join(sorted(data_types)),
+                         interval])
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return Path(root or tempfile.gettempdir()) / SPOOL_ROOT_NAME / digest
 
 
 class Spool:
