@@ -90,6 +90,11 @@ class MarketDataService:
         if settings.store_to_db:
             spool = Path(spool_dir) if spool_dir else default_spool_dir(
                 settings.database_url, symbols, data_types, self.interval)
+            if not spool_dir and any(spool.parent.glob("spool-*.jsonl")):
+                # batches an earlier version spooled into the shared folder: not replayed automatically,
+                # since they may belong to another sidecar's database
+                log.warning("spooled batches of an earlier version are in %s: replay them with "
+                            "--spool-dir %s (only if they are this database's)", spool.parent, spool.parent)
             self.writer = BatchWriter(
                 StreamStore(self.engine), spool, metrics=self.metrics, batch_size=batch_size,
                 max_pending=max_pending, linger=linger_s, notify=notify_payloads if settings.publish_events else None)
