@@ -82,3 +82,16 @@ def test_a_bad_default_depth_is_refused_before_anything_runs(value, message, tmp
                                "DEFAULT_DEPTH": value}, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_database_host_that_accepts_and_never_answers_ends_in_one_line_not_a_hang() -> None:
+    """A frozen or half-open PostgreSQL: the connect timeout (here 2 s from the URL) ends the command."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshake; nobody ever speaks
+        port = silent.getsockname()[1]
+        done = _run("db", "upgrade", database_url=f"postgresql://u:secret@127.0.0.1:{port}/db?connect_timeout=2")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "the database cannot be used" in done.stderr and "secret" not in done.stderr

@@ -13,6 +13,7 @@ from marketdata_assets.binance.intervals import InvalidInputError
 from marketdata_assets.redact import mask_credentials
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+PG_CONNECT_TIMEOUT_S = 10  # libpq connect_timeout; `?connect_timeout=N` in DATABASE_URL overrides it
 
 
 def normalise_url(url: str | URL) -> URL:
@@ -65,7 +66,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def make_engine(url: str | URL, *, schema: str | None = None, **kwargs: Any) -> Engine:
     """An Engine for the store.
 
-    PostgreSQL: psycopg 3, pool_pre_ping; `schema` sets the search_path (tests use a fresh schema each).
+    PostgreSQL: psycopg 3, pool_pre_ping, a connect timeout (PG_CONNECT_TIMEOUT_S); `schema` sets the
+    search_path (tests use a fresh schema each).
     SQLite: creates the file's folder and sets WAL, synchronous=NORMAL, foreign keys and a busy timeout.
     """
     parsed = normalise_url(url)
@@ -77,6 +79,8 @@ def make_engine(url: str | URL, *, schema: str | None = None, **kwargs: Any) -> 
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    if "connect_timeout" not in parsed.query:  # a host that accepts and never answers must not hang a command
+        kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_S, **kwargs.get("connect_args", {})}
     if schema is not None:
         if not schema.replace("_", "").isalnum():
             raise InvalidInputError(f"invalid schema name {schema!r}: letters, digits and _ only")
