@@ -5,12 +5,12 @@ The real Binance endpoints are the defaults; point the three URLs at `marketdata
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from marketdata_assets.binance.intervals import InvalidInputError, validate_interval
+from marketdata_assets.config_file import effective_env
 from marketdata_assets.redact import mask_credentials
 
 LIVE_FAPI_URL = "https://fapi.binance.com"
@@ -66,7 +66,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
-        env = dict(os.environ if env is None else env)
+        env = effective_env(env)  # MARKETDATA_CONFIG's file under the environment
         testnet = _flag(env.get("BINANCE_TESTNET"), False)
         settings = cls(
             fapi_url=env.get("BINANCE_FAPI_URL") or (TESTNET_FAPI_URL if testnet else LIVE_FAPI_URL),

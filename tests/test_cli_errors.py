@@ -95,3 +95,21 @@ def test_a_database_host_that_accepts_and_never_answers_ends_in_one_line_not_a_h
         done = _run("db", "upgrade", database_url=f"postgresql://u:secret@127.0.0.1:{port}/db?connect_timeout=2")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "the database cannot be used" in done.stderr and "secret" not in done.stderr
+
+
+def test_marketdata_config_is_read_by_every_command_and_refuses_unknown_keys(tmp_path) -> None:
+    """The README's variables in one TOML file: a CLI command reads DATABASE_URL from it (here a mistyped
+    SQLite path, which `gaps` names), and a key nobody reads is refused with its name."""
+    missing = tmp_path / "from_the_file.db"
+    config = tmp_path / "marketdata.toml"
+    config.write_text(f'DATABASE_URL = "sqlite:///{missing}"\nmarketdata_symbols = ["BTCUSDT"]\n')
+    env = {"PATH": str(BIN), "MARKETDATA_CONFIG": str(config)}
+    done = subprocess.run([str(BIN / "marketdata"), "gaps", "--symbols", "BTCUSDT"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and f"no SQLite database at {missing}" in done.stderr, done.stderr
+
+    config.write_text('DATABASE_URL = "sqlite:///x.db"\ndatabse_url = "typo"\n')
+    done = subprocess.run([str(BIN / "marketdata"), "gaps", "--symbols", "BTCUSDT"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "unknown key(s) databse_url" in done.stderr and "Traceback" not in done.stderr

@@ -19,12 +19,9 @@ Environment (all optional):
 
 from __future__ import annotations
 
-import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 from marketdata_assets.binance.intervals import (
     InvalidInputError,
@@ -32,6 +29,7 @@ from marketdata_assets.binance.intervals import (
     validate_interval,
     validate_symbol,
 )
+from marketdata_assets.config_file import effective_env
 
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 DEFAULT_INTERVALS = ("1m", "5m", "15m", "1h", "4h", "1d")
@@ -90,21 +88,12 @@ class CodeLocationConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CodeLocationConfig:
-        env = dict(os.environ if env is None else env)
+        env = effective_env(env)  # MARKETDATA_CONFIG's file (config_file.py) under the environment
         values: dict[str, object] = {}
-        path = env.get("MARKETDATA_CONFIG")
-        if path:
-            try:
-                values.update(tomllib.loads(Path(path).read_text()))
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                raise InvalidInputError(f"MARKETDATA_CONFIG={path!r}: {exc}") from None
         for key in ("symbols", "intervals", "start_date", "automation", *_INT_KEYS):
             name = f"MARKETDATA_{key.upper()}"
             if env.get(name):
                 values[key] = env[name]
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise InvalidInputError(f"MARKETDATA_CONFIG: unknown key(s) {', '.join(sorted(unknown))}")
         kwargs: dict[str, object] = {}
         if "symbols" in values:
             kwargs["symbols"] = tuple(s.upper() for s in _split(values["symbols"]))  # type: ignore[arg-type]
