@@ -22,23 +22,22 @@ def _race(database_url: str) -> list[subprocess.CompletedProcess]:
     return [subprocess.CompletedProcess(p.args, p.wait(timeout=180), *p.communicate()) for p in procs]
 
 
-def _one_head(engine: sa.Engine) -> None:
+def _raced_to_one_head(database_url: str) -> None:
+    """Four `marketdata db upgrade` at once all succeed and leave the store at the packaged head."""
+    from marketdata_assets.storage.engine import make_engine
     from marketdata_assets.storage.migrate import current_revision, head_revision
 
-    assert current_revision(engine) == head_revision()
+    for done in _race(database_url):
+        assert done.returncode == 0, done.stderr[-2000:]
+    engine = make_engine(database_url)
+    try:
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
 
 
 def test_sqlite_store_migrated_by_four_processes_at_once(tmp_path) -> None:
-    from marketdata_assets.storage.engine import make_engine
-
-    url = f"sqlite:///{tmp_path / 'race' / 'md.db'}"
-    for done in _race(url):
-        assert done.returncode == 0, done.stderr[-2000:]
-    engine = make_engine(url)
-    try:
-        _one_head(engine)
-    finally:
-        engine.dispose()
+    _raced_to_one_head(f"sqlite:///{tmp_path / 'race' / 'md.db'}")
 
 
 @pytest.mark.postgres
@@ -52,13 +51,7 @@ def test_postgres_store_migrated_by_four_processes_at_once() -> None:
         conn.execute(sa.text(f"CREATE DATABASE {quoted}"))
     url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
     try:
-        for done in _race(url):
-            assert done.returncode == 0, done.stderr[-2000:]
-        engine = make_engine(url)
-        try:
-            _one_head(engine)
-        finally:
-            engine.dispose()
+        _raced_to_one_head(url)
     finally:
         with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
