@@ -31,12 +31,6 @@ STOP_TIMEOUT_S = 20
 SIM_START_TIMEOUT_S = 30
 
 
-def _sim_env(port: int) -> dict[str, str]:
-    url = f"http://127.0.0.1:{port}"
-    return {"BINANCE_FAPI_URL": url, "BINANCE_ARCHIVE_URL": url,
-            "BINANCE_ARCHIVE_LISTING_URL": f"{url}/data.binance.vision", "BINANCE_WS_URL": f"ws://127.0.0.1:{port}"}
-
-
 def _wait_for_sim(port: int, proc: subprocess.Popen) -> None:
     deadline = time.monotonic() + SIM_START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -108,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.sim_port is not None:
             sim = start([str(BIN / "marketdata"), "sim", "--port", str(args.sim_port)])
             _wait_for_sim(args.sim_port, sim)
-            env.update(_sim_env(args.sim_port))
+            from marketdata_sim.server import env_lines  # the simulator's own list of what points at it
+
+            env.update(line.split("=", 1) for line in env_lines(f"http://127.0.0.1:{args.sim_port}"))
             print(f"local Binance on http://127.0.0.1:{args.sim_port} (marketdata sim)", flush=True)
         start([sys.executable, str(ROOT / "deploy" / "daemon.py"), "run", "-w", args.workspace])
         start([str(BIN / "dagster-webserver"), "-w", args.workspace, "-h", args.host, "-p", str(args.port)])

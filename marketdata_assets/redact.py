@@ -17,3 +17,10 @@ def mask_credentials(text: str) -> str:
     """`text` with the password of every user:password@ it holds replaced by ***."""
     masked = _WITH_SCHEME.sub(lambda m: f"{m['lead']}***@", text)
     return _SCHEMELESS.sub(lambda m: f"{m['lead']}***@", masked)
+
+
+def one_line(error: object, limit: int = 300) -> str:
+    """An error as one line to show: its first line (a database error's later ones hold the statement and,
+    on SQLite, row data), credentials masked, at most `limit` characters."""
+    text = str(error).strip()
+    return mask_credentials(" ".join(text.split("\n", 1)[0].split()))[:limit]

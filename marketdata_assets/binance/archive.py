@@ -25,7 +25,7 @@ from marketdata_assets.binance.errors import (
     CorruptArchiveError,
     error_from_response,
 )
-from marketdata_assets.binance.intervals import INTERVAL_MS, InvalidInputError, parse_day, validate_symbol
+from marketdata_assets.binance.intervals import DAY_MS, INTERVAL_MS, InvalidInputError, parse_day, validate_symbol
 from marketdata_assets.binance.kline_kinds import KLINE_KINDS
 from marketdata_assets.binance.klines import RawKlines, raw_klines_from_csv
 from marketdata_assets.binance.ratelimit import Sleep
@@ -170,7 +170,7 @@ def csv_size_limit(path: str) -> int:
     data_type, interval = match["type"], match["interval"]
     days = 31 if match["period"] == "monthly" else 1
     if interval and interval in INTERVAL_MS:
-        bars = max(1, 86_400_000 // INTERVAL_MS[interval]) * days
+        bars = max(1, DAY_MS // INTERVAL_MS[interval]) * days
         return bars * KLINE_ROW_BYTES + KLINE_SLACK_BYTES
     if data_type in ("aggTrades", "trades"):
         return TRADE_CSV_LIMIT * days

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from marketdata_assets.binance.intervals import InvalidInputError
 from marketdata_assets.cli.options import settings_from_flags
 
 # storage (SQLAlchemy, Alembic) is imported inside the commands: `marketdata db --help` stays light
@@ -23,16 +24,12 @@ def upgrade_command(database_url: str | None, revision: str) -> None:
     from marketdata_assets.storage.migrate import head_revision, upgrade
 
     settings = settings_from_flags(database_url=database_url)
-    from alembic.util import CommandError
-
-    from marketdata_assets.storage.migrate import alembic_config
+    from marketdata_assets.storage.migrate import known_revision
 
     try:  # the revision against the packaged scripts, before the database is touched
-        from alembic.script import ScriptDirectory
-
-        ScriptDirectory.from_config(alembic_config()).get_revision(revision)
-    except CommandError as exc:
-        raise click.BadParameter(str(exc), param_hint="--revision") from None
+        known_revision(revision)
+    except InvalidInputError as exc:
+        raise click.UsageError(str(exc)) from None
     settings.ensure_sqlite_dir()
     applied = upgrade(settings.database_url, revision)
     click.echo(f"{describe_url(settings.database_url)} is at revision {applied} (head {head_revision()})")

@@ -159,12 +159,10 @@ def download_command(symbols, intervals, start, end, days, force, source, no_pro
     written: Counter[str] = sum((loader.written for loader in loaders.values()), Counter())
     click.echo(closing_line(results, written))
     if failure is not None:
-        from marketdata_assets.redact import mask_credentials
+        from marketdata_assets.redact import one_line
 
-        # the first line only: a database error's later lines hold the statement and, on SQLite, row data
-        cause = mask_credentials(str(failure).strip().split("\n", 1)[0])[:300]
         raise click.ClickException(
-            f"stopped after {len(results)} of {total} days: {type(failure).__name__}: {cause} "
+            f"stopped after {len(results)} of {total} days: {type(failure).__name__}: {one_line(failure)} "
             "(every day reported above is stored and recorded in the ledger)"
         )
     if failed:
@@ -207,8 +205,9 @@ def record_in_dagster(runtime, results: list[DayResult]) -> str:
         with dg.DagsterInstance.get() as instance:
             return record_loads(instance, runtime, results).line(home)
     except Exception as exc:  # noqa: BLE001 - the days are stored; say in one line why Dagster does not know
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return f"not recorded in Dagster (DAGSTER_HOME={home}): {type(exc).__name__}: {first[:300]}"
+        from marketdata_assets.redact import one_line
+
+        return f"not recorded in Dagster (DAGSTER_HOME={home}): {type(exc).__name__}: {one_line(exc)}"
 
 
 def _download_in_dagster(settings, symbols: list[str], intervals: list[str], day_list: list[date], runtime,

@@ -119,9 +119,9 @@ DATABASE_ERRORS = ("OperationalError", "InterfaceError", "DatabaseError", "Progr
 
 
 def _one_line(exc: Exception) -> click.ClickException:
-    from marketdata_assets.redact import mask_credentials
+    from marketdata_assets.redact import one_line
 
-    text = mask_credentials(" ".join(str(exc).split("\n", 1)[0].split()))[:400]
+    text = one_line(exc, limit=400)
     kind = type(exc)
     if kind.__name__ == "InvalidInputError":
         return click.UsageError(text)

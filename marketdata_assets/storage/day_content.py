@@ -102,7 +102,7 @@ def day_digests(conn: Connection, dataset: str, symbol: str, interval: str,
 
     The digested text: one line per row in key order, its content columns as the database renders them
     (times as epoch ms) joined by `|`, NULL as empty. PostgreSQL hashes it in the server (one row per day
-    comes back: ~0.5 s for a symbol-year of 1m bars against ~3 s read into Python), SQLite in Python. A
+    comes back: 1.1-1.9 s for a symbol-year of 1m bars against ~3 s read into Python), SQLite in Python. A
     digest is compared only with one the same store computed (the ledger lives beside the table)."""
     content = DAY_CONTENTS[dataset]
     digest_run = _digest_run_postgres if is_postgres(conn) else _digest_run_python
@@ -121,9 +121,7 @@ def day_counts(conn: Connection, dataset: str, symbol: str, interval: str,
     """Row count of each of `days` (digest None): what an audit compares for a day its own run just loaded,
     whose digest the load computed from the table moments before."""
     content = DAY_CONTENTS[dataset]
-    postgres = is_postgres(conn)
-    epoch_day = ((epoch_ms(content.table.c[content.time_column], postgres)
-                  - (1 if content.closed_right else 0)) // DAY_MS).label("epoch_day")
+    epoch_day = _epoch_day(content, is_postgres(conn)).label("epoch_day")
     out: dict[date, DayDigest] = {}
     for run in _runs(days):
         query = (sa.select(epoch_day, sa.func.count()).where(*_where(content, symbol, interval, run))
@@ -138,6 +136,11 @@ def _content_columns(content: DayContent, postgres: bool) -> list[sa.ColumnEleme
     values = [c for c in table.columns if c.name not in NOT_CONTENT and c.name not in ("symbol", "interval")
               and c.name != content.time_column]
     return [epoch_ms(table.c[content.time_column], postgres), *[_as_stored(c, postgres) for c in values]]
+
+
+def _epoch_day(content: DayContent, postgres: bool) -> sa.ColumnElement[int]:
+    """The day a row belongs to, as days since 1970-01-01, in SQL (DayContent.day_of's rule)."""
+    return (epoch_ms(content.table.c[content.time_column], postgres) - (1 if content.closed_right else 0)) // DAY_MS
 
 
 def _where(content: DayContent, symbol: str, interval: str, run: Sequence[date]) -> list[sa.ColumnElement]:
@@ -160,9 +163,8 @@ def _digest_run_postgres(conn: Connection, content: DayContent, symbol: str, int
                          run: Sequence[date]) -> dict[date, DayDigest]:
     columns = _content_columns(content, postgres=True)
     line = sa.func.concat_ws("|", *[sa.func.coalesce(sa.cast(c, sa.Text), "") for c in columns])
-    epoch_day = (columns[0] - (1 if content.closed_right else 0)) // DAY_MS
     order = _order(content)
-    rows = (sa.select(epoch_day.label("epoch_day"), line.label("line"),
+    rows = (sa.select(_epoch_day(content, postgres=True).label("epoch_day"), line.label("line"),
                       *[c.label(f"order_{i}") for i, c in enumerate(order)])
             .where(*_where(content, symbol, interval, run)).subquery())
     text = sa.func.string_agg(rows.c.line, aggregate_order_by(sa.literal("\n"),

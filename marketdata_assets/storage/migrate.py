@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from contextlib import contextmanager, nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -20,6 +21,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Engine
 
+from marketdata_assets.binance.intervals import InvalidInputError
 from marketdata_assets.storage.engine import make_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -72,26 +74,33 @@ def upgrade(engine_or_url: Engine | str | URL, revision: str = "head") -> str | 
             engine.dispose()
 
 
-def _sqlite_file_lock(engine: Engine):
-    """An exclusive lock file beside a SQLite database file (a no-op context for other stores)."""
-
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    """An exclusive lock file beside a SQLite database file (nothing for other stores)."""
     database = engine.url.database if engine.dialect.name == "sqlite" else None
     if not database or database == ":memory:" or database.startswith("file:"):
-        return nullcontext()
+        yield
+        return
     from filelock import FileLock, Timeout
 
     path = f"{Path(database).expanduser()}.migrate.lock"
+    try:
+        with FileLock(path, timeout=MIGRATION_LOCK_TIMEOUT_S):
+            yield
+    except Timeout:
+        raise TimeoutError(f"another process has been migrating the store for over {MIGRATION_LOCK_TIMEOUT_S} s "
+                           f"(lock file {path})") from None
 
-    @contextmanager
-    def locked():
-        try:
-            with FileLock(path, timeout=MIGRATION_LOCK_TIMEOUT_S):
-                yield
-        except Timeout:
-            raise TimeoutError(f"another process has been migrating the store for over {MIGRATION_LOCK_TIMEOUT_S} s "
-                               f"(lock file {path})") from None
 
-    return locked()
+def known_revision(revision: str) -> str:
+    """`revision` if the packaged migrations know it; InvalidInputError naming it otherwise."""
+    from alembic.util import CommandError
+
+    try:
+        ScriptDirectory.from_config(alembic_config()).get_revision(revision)
+    except CommandError as exc:
+        raise InvalidInputError(f"--revision {revision!r}: {exc}") from None
+    return revision
 
 
 def current_revision(engine: Engine) -> str | None:

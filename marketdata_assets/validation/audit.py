@@ -76,9 +76,9 @@ def audit_days(engine: Engine, dataset: str, symbol: str, interval: str, days: S
     with engine.connect() as conn:
         wanted = set(days)
         ledger = {r.day: r for r in get_ledger(conn, dataset, symbol, interval, days[0], days[-1]) if r.day in wanted}
-        fresh = [d for d in days if d in set(loaded_now)]
-        stored = {**day_digests(conn, dataset, symbol, interval, [d for d in days if d not in set(fresh)]),
-                  **day_counts(conn, dataset, symbol, interval, fresh)}
+        fresh = wanted & set(loaded_now)
+        stored = {**day_digests(conn, dataset, symbol, interval, [d for d in days if d not in fresh]),
+                  **day_counts(conn, dataset, symbol, interval, sorted(fresh))}
     verdicts = {day: audit_day(day, ledger.get(day), stored[day]) for day in days}
     baseline = {day: stored[day].digest for day, row in ledger.items()
                 if row.content_digest is None and stored[day].digest is not None

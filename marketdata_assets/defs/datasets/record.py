@@ -11,7 +11,7 @@ exchange delists it (defs/exchange/sensors.py). A failed day is not recorded: no
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -77,11 +77,11 @@ def record_loads(instance: dg.DagsterInstance, runtime, results: list[DayResult]
 
     for spec, spec_results in by_spec.values():
         materialized = instance.get_materialized_partitions(spec.key)
-        keep = [r for r in spec_results if r.status != DayStatus.UNCHANGED
+        # a day skipped as unchanged carries its ledger row's figures already (the loader built it from
+        # that row, whose status is complete): recorded only when its partition has no materialization
+        keep = [r if r.status != DayStatus.UNCHANGED else replace(r, status=DayStatus.COMPLETE)
+                for r in spec_results if r.status != DayStatus.UNCHANGED
                 or str(partition_key(r.day, r.symbol)) not in materialized]
-        unchanged = [r for r in keep if r.status == DayStatus.UNCHANGED]
-        if unchanged:  # skipped by the load: their figures come from the ledger
-            keep = [r for r in keep if r.status != DayStatus.UNCHANGED] + _from_ledger(runtime, unchanged)
         figures = day_figures(spec, runtime, keep)
         for result in keep:
             instance.report_runless_asset_event(dg.AssetMaterialization(
@@ -91,18 +91,3 @@ def record_loads(instance: dg.DagsterInstance, runtime, results: list[DayResult]
             out.materialized[spec.name] = len(keep)
     return out
 
-
-def _from_ledger(runtime, results: list[DayResult]) -> list[DayResult]:
-    """The ledger's record of days a load skipped (what they hold, as the load that stored them said)."""
-    out: list[DayResult] = []
-    for (dataset, symbol, interval), days in _group(results).items():
-        rows = {row.day: row for row in runtime.repo.get_ledger(dataset, symbol, interval, min(days), max(days))}
-        out += [DayResult.from_ledger(rows[day]) for day in days if day in rows]
-    return out
-
-
-def _group(results: list[DayResult]) -> dict[tuple[str, str, str], list]:
-    grouped: dict[tuple[str, str, str], list] = {}
-    for r in results:
-        grouped.setdefault((r.dataset, r.symbol, r.interval), []).append(r.day)
-    return grouped

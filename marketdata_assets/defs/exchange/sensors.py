@@ -75,4 +75,3 @@ def build_symbol_discovery_sensor(universe: tuple[str, ...], interval_seconds: i
         return dg.SensorResult(run_requests=runs, dynamic_partitions_requests=requests, cursor=digest)
 
     return symbol_discovery
-
