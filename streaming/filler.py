@@ -78,6 +78,11 @@ class GapFiller:
         self.metrics.gaps_open.set(self.open_gaps)
         await self._gap(spec, start_ms, None, reason, "open")
 
+    async def gap_deferred(self, spec: StreamSpec, start_ms: int, end_ms: int, reason: str, why: str) -> None:
+        """A window not fetched here (too long for inline REST): recorded as failed for the repair sensor."""
+        self.metrics.gaps_failed.inc()
+        await self._gap(spec, start_ms, end_ms, reason, "failed", 0, 0, why)
+
     async def gap_closed(self, spec: StreamSpec, start_ms: int, end_ms: int, reason: str) -> None:
         """The stream is back: fill the window if REST has its data, and record the outcome."""
         try:

@@ -145,6 +145,11 @@ class Metrics:
         self.rows_rejected = Counter(p + "rows_rejected_total", "Rows the database refused (isolated)",
                                      ["table"])
         self.batches_spooled = Counter(p + "batches_spooled_total", "Batches written to the disk spool")
+        self.db_up = Gauge(p + "db_up", "1 while the database takes writes, 0 while batches go to the spool")
+        self.db_stuck = Gauge(p + "db_stuck", "1 while a database call has hung past the stuck limit")
+        self.spool_full = Gauge(p + "spool_full", "1 while the spool refuses batches (disk full or its cap)")
+        self.rows_held = Gauge(p + "rows_held", "Rows held in memory because neither database nor spool "
+                                                "takes them (bounded: producers wait)")
         self.gaps_opened = Counter(p + "gaps_opened_total", "Stream outage windows recorded")
         self.gaps_filled = Counter(p + "gaps_filled_total", "Outage windows filled from REST")
         self.gaps_failed = Counter(p + "gaps_failed_total", "Outage windows REST could not fill")

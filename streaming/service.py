@@ -16,18 +16,19 @@ import asyncio
 import gc
 import logging
 import sys
-import time
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from marketdata_assets.binance.intervals import InvalidInputError, validate_symbol
+from marketdata_assets.binance.intervals import InvalidInputError, interval_ms, validate_symbol
+from marketdata_assets.redact import one_line
 from marketdata_assets.settings import Settings
 from marketdata_assets.storage.engine import make_engine
 from streaming.books import BookManager
-from streaming.connection import Backoff, DownWindow, StreamConnection
+from streaming.connection import Backoff, DownWindow, StreamConnection, now_ms
 from streaming.events import EventBus, Handler, notify_payloads
 from streaming.filler import GapFiller
 from streaming.health import HealthServer
@@ -48,6 +49,13 @@ from streaming.writer import BatchWriter
 log = logging.getLogger(__name__)
 
 DEFAULT_DATA_TYPES = ("kline", "trade", "depth", "price", "ticker")
+# A restarted sidecar fills (klines, trades) or records (the rest) the window since its previous run's last
+# stored row when that row is at most this old; older history is the Dagster loads' job.
+RESUME_MAX_AGE_S = 24 * 3600.0
+# Aggregate trades are fetched by id, 1,000 per request: a longer window is left to the Dagster repair
+# (its stream_gaps row is recorded as failed, which is what the gap_repair sensor picks up).
+TRADE_RESUME_MAX_AGE_S = 15 * 60.0
+RESTART_REASON = "sidecar restart"
 
 
 class MarketDataService:
@@ -59,7 +67,9 @@ class MarketDataService:
                  streams_per_connection: int = MAX_STREAMS_PER_CONNECTION, batch_size: int = 2000,
                  max_pending: int = 20_000, linger_s: float = 0.0005, rest: Any = None, engine: Any = None,
                  migrate: bool = True, check_symbols: bool = True, backoff_base_s: float = 0.05,
-                 freeze_gc: bool = True, switch_interval_s: float | None = 0.001) -> None:
+                 freeze_gc: bool = True, switch_interval_s: float | None = 0.001,
+                 spool_max_bytes: int | None = None, stuck_after_s: float = 15.0,
+                 resume_max_age_s: float = RESUME_MAX_AGE_S) -> None:
         self.settings = settings
         symbols = [s.strip().upper() for s in symbols]  # read twice below (spool identity, subscriptions)
         self.interval = interval or settings.default_interval
@@ -76,6 +86,9 @@ class MarketDataService:
         self.backoff_base_s = backoff_base_s
         self.freeze_gc = freeze_gc
         self.switch_interval_s = switch_interval_s
+        self.resume_max_age_s = resume_max_age_s
+        self._started_ms: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._owns_rest = rest is None
         if rest is None:
             from marketdata_assets.binance.rest import BinanceRestClient
@@ -97,7 +110,8 @@ class MarketDataService:
                             "--spool-dir %s (only if they are this database's)", spool.parent, spool.parent)
             self.writer = BatchWriter(
                 StreamStore(self.engine), spool, metrics=self.metrics, batch_size=batch_size,
-                max_pending=max_pending, linger=linger_s, notify=notify_payloads if settings.publish_events else None)
+                max_pending=max_pending, linger=linger_s, notify=notify_payloads if settings.publish_events else None,
+                spool_max_bytes=spool_max_bytes, prepare=self._prepare_store, stuck_after=stuck_after_s)
         sink = self.writer.put if self.writer is not None else None
         self.books = BookManager(self._snapshot, sink, depth=settings.default_depth, interval=book_interval_s,
                                  metrics=self.metrics, publish=self.bus.publish_row)
@@ -223,25 +237,54 @@ class MarketDataService:
     async def _snapshot(self, symbol: str) -> dict[str, Any]:
         return await asyncio.to_thread(self.rest.depth, symbol, 1000)
 
-    async def _load_last_trade_ids(self, max_age_ms: int = 15 * 60_000) -> None:
-        """Continue id continuity across restarts: a recent last stored id makes the restart gap a hole."""
-        symbols = [s for s, specs in self.subscriptions.items() if any(x.data_type == "trade" for x in specs)]
-        if not symbols or self.engine is None:
-            return
-        from marketdata_assets.storage.tables_stream import agg_trades
+    def _prepare_store(self) -> None:
+        """The writer's first contact with the database (worker thread): migrate, then find where the
+        previous run's rows end, so the restart window is filled and recorded. A database that is away
+        raises DatabaseUnavailable: the writer spools and calls again later."""
+        from marketdata_assets.storage.stream_reads import stored_up_to
+        from streaming.store import DatabaseUnavailable
 
-        def query() -> dict[str, tuple[int, Any]]:
-            statement = (sa.select(agg_trades.c.symbol, sa.func.max(agg_trades.c.agg_id),
-                                   sa.func.max(agg_trades.c.trade_time))
-                         .where(agg_trades.c.symbol.in_(symbols)).group_by(agg_trades.c.symbol))
-            with self.engine.connect() as conn:
-                return {row[0]: (row[1], row[2]) for row in conn.execute(statement)}
+        assert self._started_ms is not None and self._loop is not None
+        before = datetime.fromtimestamp(self._started_ms / 1000, UTC)
+        specs = [s for group in self.subscriptions.values() for s in group]
+        try:
+            if self.migrate:
+                from marketdata_assets.storage.migrate import upgrade
 
-        found = await asyncio.to_thread(query)
-        now = time.time() * 1000
-        for symbol, (last_id, last_time) in found.items():
-            if last_time is not None and now - last_time.timestamp() * 1000 <= max_age_ms:
-                self.filler.ids(symbol).last_id = int(last_id)
+                upgrade(self.engine)
+            points = {spec.name: stored_up_to(self.engine, spec.symbol, spec.data_type, spec.interval, before)
+                      for spec in specs}
+        except sa.exc.OperationalError as exc:
+            if self.engine.dialect.name == "sqlite":
+                raise  # a local file that cannot be opened is a setting to fix, not an outage to wait out
+            raise DatabaseUnavailable(one_line(str(exc.orig))) from exc
+        self._loop.call_soon_threadsafe(self._resume, specs, points)
+
+    def _resume(self, specs: list[StreamSpec], points: dict[str, Any]) -> None:
+        """Continue where the previous run's rows end: klines and trades are fetched from REST for the
+        window, the rest is recorded as not fillable; every window becomes a `stream_gaps` row."""
+        started = self._started_ms
+        assert started is not None
+        for spec in specs:
+            point = points.get(spec.name)
+            if point is None or started - point.last_ms > self.resume_max_age_s * 1000:
+                continue
+            last_ms = point.last_ms
+            if spec.data_type == "kline":
+                step = interval_ms(spec.interval or self.interval)
+                last_ms += step  # the bar was received when it closed
+                if started - last_ms < step:
+                    continue  # no bar closed while the sidecar was away: the live stream brings the next
+            elif spec.data_type == "trade" and point.last_agg_id is not None:
+                if started - last_ms > TRADE_RESUME_MAX_AGE_S * 1000:
+                    self.filler.spawn(self.filler.gap_deferred(
+                        spec, last_ms, started, RESTART_REASON,
+                        f"longer than {TRADE_RESUME_MAX_AGE_S / 60:g} min: left to the repair sensor"),
+                        f"resume-{spec.name}")
+                    continue
+                self.filler.ids(spec.symbol).resume_from(point.last_agg_id)
+            self.filler.spawn(self.filler.gap_closed(spec, last_ms, started, RESTART_REASON),
+                              f"resume-{spec.name}")
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -250,13 +293,13 @@ class MarketDataService:
         if self._started:
             return
         await self._check_listed(self.subscriptions)
-        if self.engine is not None and self.migrate:
-            from marketdata_assets.storage.migrate import upgrade
-
-            await asyncio.to_thread(upgrade, self.engine)
+        self._loop = asyncio.get_running_loop()
+        self._started_ms = now_ms()
         if self.writer is not None:
             self.writer.start()
-            await self._load_last_trade_ids()
+            if not await self.writer.connect():
+                log.warning("the database is not reachable: recording into the spool %s; migrating, replaying "
+                            "and filling the restart window once it is back", self.writer.spool.directory)
         self.books.start()
         self._started = True
         specs = [s for group in self.subscriptions.values() for s in group]
@@ -321,7 +364,7 @@ class MarketDataService:
     def describe(self) -> dict[str, Any]:
         connections = [c.describe() for c in self.connections]
         writer = self.writer.describe() if self.writer is not None else None
-        healthy = all(c["state"] == "open" for c in connections) and (writer is None or writer["db_up"])
+        healthy = all(c["state"] == "open" for c in connections) and (writer is None or writer["state"] == "ok")
         return {
             "status": "ok" if healthy else "degraded",
             "connections": connections,

@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -126,6 +128,7 @@ class StreamStore:
         self._repository_factory = repository_factory
         self._repository: Any = None
         self.rejected: list[tuple[str, Row, str]] = []  # (kind, row, error) of the last write
+        self.call_timeout_s = 15.0  # the writer sets its stuck limit here (small batches on the loop)
 
     # ------------------------------------------------------------------ connection
 
@@ -159,6 +162,20 @@ class StreamStore:
                     self._fairy.invalidate()
             self._fairy = None
             self._conn = None
+
+    def abort(self) -> None:
+        """Shut the thread connection's socket down from another thread (the writer's watchdog): a call
+        blocked on a frozen server returns with an error instead of waiting forever. No lock: the
+        blocked thread holds it."""
+        conn = self._conn
+        if conn is None or conn.closed:
+            return
+        with contextlib.suppress(OSError, psycopg.Error):
+            duplicate = socket.socket(fileno=os.dup(conn.fileno()))
+            try:
+                duplicate.shutdown(socket.SHUT_RDWR)  # acts on the socket, so the original fd sees EOF
+            finally:
+                duplicate.close()
 
     def ping(self) -> None:
         """Raise DatabaseUnavailable unless a trivial query succeeds."""
@@ -321,14 +338,16 @@ class StreamStore:
         """
         conn = self._aconns[slot]
         try:
-            if conn is None or conn.closed:
-                conninfo = await asyncio.to_thread(self.conninfo)
-                conn = self._aconns[slot] = await psycopg.AsyncConnection.connect(conninfo, connect_timeout=5)
-            async with conn.pipeline(), conn.cursor() as cursor:
-                for kind, rows in batch.items():
-                    await cursor.execute(self.unnest_sql(kind), [list(c) for c in zip(*rows, strict=True)])
-                await conn.commit()
-        except (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable):
+            async with asyncio.timeout(self.call_timeout_s):  # a frozen server: the thread path cuts it off
+                if conn is None or conn.closed:
+                    conninfo = await asyncio.to_thread(self.conninfo)
+                    conn = self._aconns[slot] = await psycopg.AsyncConnection.connect(conninfo,
+                                                                                      connect_timeout=5)
+                async with conn.pipeline(), conn.cursor() as cursor:
+                    for kind, rows in batch.items():
+                        await cursor.execute(self.unnest_sql(kind), [list(c) for c in zip(*rows, strict=True)])
+                    await conn.commit()
+        except (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable, TimeoutError):
             await self.close_async(slot)
             return None
         except (psycopg.Error, ValueError, TypeError):

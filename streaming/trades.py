@@ -25,10 +25,11 @@ class TradeIds:
     symbol: str
     last_id: int | None = None
     holes: list[list[int]] = field(default_factory=list)  # [first, last] inclusive, ascending
+    first_id: int | None = None  # the first id this run saw
 
     def see(self, agg_id: int) -> Seen:
         if self.last_id is None:
-            self.last_id = agg_id
+            self.last_id = self.first_id = agg_id
             return Seen.NEW
         if agg_id == self.last_id + 1:
             self.last_id = agg_id
@@ -38,6 +39,14 @@ class TradeIds:
             self.last_id = agg_id
             return Seen.AFTER_HOLE
         return Seen.FILLS_HOLE if self._take_from_holes(agg_id) else Seen.DUPLICATE
+
+    def resume_from(self, stored_last_id: int) -> None:
+        """Continue after the last id a previous run stored: before any trade arrived, the next live one
+        opens the hole; after some arrived (the store was away at start), the ids between are a hole now."""
+        if self.last_id is None:
+            self.last_id = stored_last_id
+        elif self.first_id is not None and stored_last_id + 1 <= self.first_id - 1:
+            self.holes.insert(0, [stored_last_id + 1, self.first_id - 1])
 
     def _take_from_holes(self, agg_id: int) -> bool:
         for index, (first, last) in enumerate(self.holes):

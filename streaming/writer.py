@@ -14,7 +14,13 @@ one batch, and loops. The writer knows no database: `StreamStore` owns every con
   for those in flight and goes to `StreamStore.write` in a worker thread (bench/README.md: measured
   better than both a thread-only writer and pipelined commits on two thread connections).
 - Database down: the batch goes to the disk spool; every `retry_interval` the writer checks the
-  database, replays the spool oldest first, then resumes direct writes.
+  database, replays the spool oldest first, then resumes direct writes. The first contact also runs
+  `prepare` (the migration): a sidecar started during an outage records into the spool from the start.
+- Spool full too (its disk, or its cap): batches are held in memory, in order, and count against
+  `max_pending`, so the connections wait (backpressure) instead of memory growing; a connection that
+  waits too long is dropped by the exchange, and that window is recorded and filled like any outage.
+- Database hung (a frozen server answers nothing, and no server-side timeout fires): a call running
+  longer than `stuck_after` seconds is cut off (its socket shut down) and the batch is spooled.
 - `close()` flushes everything (to the database, or to the spool if it is down).
 """
 
@@ -30,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from streaming.metrics import Metrics
-from streaming.spool import Batch, Spool
+from streaming.spool import Batch, Spool, SpoolFull
 from streaming.store import ASYNC_SLOTS, EVENT_TIME_INDEX, KINDS, KLINES, DatabaseUnavailable, Row, StreamStore
 
 log = logging.getLogger(__name__)
@@ -43,13 +49,17 @@ class BatchWriter:
     def __init__(self, store: StreamStore, spool_dir: str | Path, *, metrics: Metrics | None = None,
                  batch_size: int = 2000, max_pending: int = 50_000, linger: float = 0.002,
                  retry_interval: float = 1.0, notify: Callable[[str, list[Row]], list[bytes]] | None = None,
-                 on_commit: CommitHook | None = None) -> None:
+                 on_commit: CommitHook | None = None, spool_max_bytes: int | None = None,
+                 prepare: Callable[[], None] | None = None, stuck_after: float = 15.0) -> None:
         self.store = store
         # Notifications ride on the thread path (store.write sends them after the commit).
         self.async_small = notify is None
         self._afree: list[int] = list(range(ASYNC_SLOTS))  # async slots without a small batch in flight
         self._inflight: set[asyncio.Task] = set()
-        self.spool = Spool(spool_dir)
+        self.spool = Spool(spool_dir, max_bytes=spool_max_bytes)
+        self.prepare = prepare
+        self.stuck_after = stuck_after
+        store.call_timeout_s = stuck_after
         self.metrics = metrics or Metrics()
         self.batch_size = batch_size
         self.max_pending = max_pending
@@ -70,10 +80,22 @@ class BatchWriter:
         self._db_lock = threading.Lock()
         self._closing = False
         self.db_up = True
+        self._prepared = prepare is None
         self._next_retry = 0.0
         self.batches_written = 0
+        self._held: list[Batch] = []  # neither database nor spool took these (yet); oldest first
+        self._held_rows = 0
+        self.spool_full = False
+        self._busy_since: float | None = None  # monotonic start of the database call running now
+        self.db_stuck = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watchdog: asyncio.Task | None = None
         self.metrics.queue_depth.callback = lambda: self._pending_rows
         self.metrics.spool_bytes.callback = self.spool.size_bytes
+        self.metrics.db_up.callback = lambda: int(self.db_up)
+        self.metrics.db_stuck.callback = lambda: int(self.db_stuck)
+        self.metrics.spool_full.callback = lambda: int(self.spool_full)
+        self.metrics.rows_held.callback = lambda: self._held_rows
 
     # ------------------------------------------------------------------ producer side
 
@@ -81,16 +103,19 @@ class BatchWriter:
     def pending_rows(self) -> int:
         return self._pending_rows
 
+    def _no_room(self) -> bool:
+        return self._pending_rows + self._held_rows >= self.max_pending
+
     async def put(self, kind: str, row: Row) -> None:
         """Queue one row; waits (backpressure) while the buffer is full."""
-        while self._pending_rows >= self.max_pending:
+        while self._no_room():
             self._room.clear()
             await self._room.wait()
         self._add(kind, row)
 
     def put_nowait(self, kind: str, row: Row) -> bool:
         """Queue one row if there is room; False otherwise (the caller decides how to wait)."""
-        if self._pending_rows >= self.max_pending:
+        if self._no_room():
             return False
         self._add(kind, row)
         return True
@@ -110,9 +135,32 @@ class BatchWriter:
 
     def start(self) -> None:
         if self._task is None:
-            if self.spool:
-                self.db_up = False  # replay what a previous run spooled before anything new
+            self._loop = asyncio.get_running_loop()
+            if self.spool or not self._prepared:
+                self.db_up = False  # prepare, and replay what a previous run spooled, before anything new
             self._task = asyncio.create_task(self._run(), name="batch-writer")
+            self._watchdog = asyncio.create_task(self._watch(), name="batch-writer-watchdog")
+
+    async def _watch(self) -> None:
+        """Cut off a database call that hangs (a frozen server): the batch goes to the spool instead."""
+        tick = max(0.05, min(1.0, self.stuck_after / 4))
+        while True:
+            await asyncio.sleep(tick)
+            since = self._busy_since
+            stuck = since is not None and time.monotonic() - since > self.stuck_after
+            if stuck and not self.db_stuck:
+                log.warning("a database call has not returned for %.0f s: cutting it off and spooling",
+                            self.stuck_after)
+                self.store.abort()
+            self.db_stuck = stuck
+
+    @contextlib.contextmanager
+    def _busy(self):
+        self._busy_since = time.monotonic()
+        try:
+            yield
+        finally:
+            self._busy_since = None
 
     async def _run(self) -> None:
         while True:
@@ -147,7 +195,8 @@ class BatchWriter:
         self._pending_rows = 0
         self._has_rows.clear()
         self._full.clear()
-        self._room.set()
+        if not self._no_room():
+            self._room.set()
         return batch
 
     async def _write_pending(self) -> None:
@@ -187,7 +236,7 @@ class BatchWriter:
 
     def _write_sync(self, batch: Batch) -> None:
         """Worker thread: replay the spool if the database is back, then write (or spool) this batch."""
-        with self._db_lock:  # one thread at a time writes, spools and changes db_up
+        with self._db_lock, self._busy():  # one thread at a time writes, spools and changes db_up
             self._write_locked(batch)
 
     def _write_locked(self, batch: Batch) -> None:
@@ -205,18 +254,57 @@ class BatchWriter:
             self._spool(batch)
 
     def _try_recover(self) -> None:
+        """Database reachable again: prepare (first contact), replay the spool, then what was held."""
         try:
             self.store.ping()
+            if not self._prepared:
+                self.prepare()  # type: ignore[misc]
+                self._prepared = True
             replayed = self.spool.replay(self._commit)
+            held = len(self._held)
+            while self._held:
+                self._commit(self._held[0])
+                self._release(self._held.pop(0))
             self.db_up = True
-            if replayed:
-                log.info("database is back: replayed %d spooled batches", replayed)
+            self.spool_full = False
+            if replayed or held:
+                log.info("database is back: replayed %d spooled and %d held batches", replayed, held)
         except DatabaseUnavailable:
             self._next_retry = time.monotonic() + self.retry_interval
+            self._move_held_to_spool()
 
     def _spool(self, batch: Batch) -> None:
-        self.spool.append(batch)
-        self.metrics.batches_spooled.inc()
+        """To the spool, or (spool full, or older batches held) held in memory, in order."""
+        if not self._held:
+            try:
+                self.spool.append(batch)
+                self.metrics.batches_spooled.inc()
+                return
+            except SpoolFull as exc:
+                if not self.spool_full:
+                    log.error("%s: holding batches in memory (at most %d rows, then the streams wait) "
+                              "until the database or the spool takes them", exc, self.max_pending)
+                self.spool_full = True
+        self._held.append(batch)
+        self._held_rows += sum(len(rows) for rows in batch.values())
+
+    def _release(self, batch: Batch) -> None:
+        self._held_rows -= sum(len(rows) for rows in batch.values())
+        if self._loop is not None and not self._no_room():
+            self._loop.call_soon_threadsafe(self._room.set)
+
+    def _move_held_to_spool(self) -> None:
+        """Database still away: the spool may have room again (disk freed)."""
+        try:
+            while self._held:
+                self.spool.append(self._held[0])
+                self.metrics.batches_spooled.inc()
+                self._release(self._held.pop(0))
+        except SpoolFull:
+            return
+        if self.spool_full:
+            log.info("the spool takes batches again")
+        self.spool_full = False
 
     def _commit(self, batch: Batch) -> None:
         written = self.store.write(batch, self.notify)
@@ -260,9 +348,14 @@ class BatchWriter:
         return self.db_up
 
     def _recover_if_down(self) -> None:
-        with self._db_lock:
+        with self._db_lock, self._busy():
             if not self.db_up:
                 self._try_recover()
+
+    async def connect(self) -> bool:
+        """First contact (prepare, replay the spool); False, and batches spool, while the database is away."""
+        await self.retry_now()
+        return self.db_up
 
     async def close(self) -> None:
         """Flush everything and stop the writer task."""
@@ -272,6 +365,11 @@ class BatchWriter:
             self._full.set()
             await self._task
             self._task = None
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._watchdog
+                self._watchdog = None
         else:
             await self.flush()
         await self._drain()
@@ -282,9 +380,25 @@ class BatchWriter:
         with self._db_lock:
             if not self.db_up:
                 self._try_recover()
-            self.spool.close()
+            if self._held:
+                log.error("stopping with %d received rows that neither the database nor the spool %s took: "
+                          "they are lost; the streams' windows are in the log above", self._held_rows,
+                          self.spool.directory)
+            with contextlib.suppress(OSError):  # a full disk: every complete line is already synced
+                self.spool.close()
             self.store.close()
 
+    @property
+    def state(self) -> str:
+        """ok | db_down (spooling) | spool_full (holding, streams wait) | db_stuck (a call hangs)."""
+        if self.db_stuck:
+            return "db_stuck"
+        if self.spool_full:
+            return "spool_full"
+        return "ok" if self.db_up else "db_down"
+
     def describe(self) -> dict[str, Any]:
-        return {"db_up": self.db_up, "pending_rows": self._pending_rows, "spool_bytes": self.spool.size_bytes(),
+        return {"state": self.state, "db_up": self.db_up, "db_stuck": self.db_stuck, "spool_full": self.spool_full,
+                "pending_rows": self._pending_rows, "held_rows": self._held_rows,
+                "spool_bytes": self.spool.size_bytes(), "spool_dir": str(self.spool.directory),
                 "batches_written": self.batches_written}

@@ -80,3 +80,40 @@ def latest_tickers(engine: Engine) -> list[dict]:
         row["close_time"] = int(row["close_time"].timestamp() * 1000)
         row["open_time"] = int(row["open_time"].timestamp() * 1000)
     return rows
+
+
+@dataclass(frozen=True)
+class StoredUpTo:
+    """Where the store's copy of one stream ends before a given instant (a restarted sidecar resumes there)."""
+
+    last_ms: int            # kline: open time of the last bar; otherwise the last event or trade time
+    last_agg_id: int | None = None  # aggregate trades only
+
+
+# data type -> (table, time column); klines are also keyed by interval, trades carry their id
+_LAST_OF = {
+    "kline": (kline_data, kline_data.c.open_time),
+    "trade": (agg_trades, agg_trades.c.trade_time),
+    "price": (mark_price_updates, mark_price_updates.c.event_time),
+    "ticker": (ticker_24h, ticker_24h.c.event_time),
+    "depth": (order_book_snapshots, order_book_snapshots.c.event_time),
+}
+
+
+def stored_up_to(engine: Engine, symbol: str, data_type: str, interval: str | None, before: datetime,
+                 ) -> StoredUpTo | None:
+    """The last stored row of a stream strictly before `before` (None: nothing stored). Each query walks
+    the table's (symbol, time) index backwards from `before`: rows written since are not read."""
+    if data_type not in _LAST_OF:
+        return None
+    table, column = _LAST_OF[data_type]
+    columns = [column, table.c.agg_id] if data_type == "trade" else [column]
+    query = sa.select(*columns).where(table.c.symbol == symbol, column < before)
+    if data_type == "kline":
+        query = query.where(table.c.interval == interval)
+    query = query.order_by(*(c.desc() for c in columns)).limit(1)
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    if row is None:
+        return None
+    return StoredUpTo(int(row[0].timestamp() * 1000), int(row[1]) if data_type == "trade" else None)
