@@ -52,20 +52,22 @@ async def run_service(service: MarketDataService, stop: asyncio.Event | None = N
 
 def build_service(settings: Settings, symbols: tuple[str, ...], data_types: tuple[str, ...],
                   interval: str | None, health_port: int | None, spool_dir: str | None,
-                  book_interval: float) -> MarketDataService:
+                  book_interval: float, spool_max_mb: float | None = None,
+                  max_buffered_rows: int = 20_000) -> MarketDataService:
     if not symbols:
         raise InvalidInputError("no symbols given: pass --symbols BTCUSDT ETHUSDT")
     from streaming.service import DEFAULT_DATA_TYPES, MarketDataService
 
     return MarketDataService(settings, symbols=symbols, data_types=data_types or DEFAULT_DATA_TYPES,
                              interval=interval, health_port=health_port, spool_dir=spool_dir,
-                             book_interval_s=book_interval)
+                             book_interval_s=book_interval, max_pending=max_buffered_rows,
+                             spool_max_bytes=None if spool_max_mb is None else int(spool_max_mb * 1024 * 1024))
 
 
 def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
     """FloatRange lets nan through (every comparison with it is false)."""
-    if value != value:
-        raise click.BadParameter("nan is not a number of seconds", ctx=ctx, param=param)
+    if value is not None and value != value:
+        raise click.BadParameter("nan is not a number", ctx=ctx, param=param)
     return value
 
 
@@ -79,6 +81,12 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
 @click.option("--spool-dir", type=click.Path(file_okay=False), default=None,
               help="Where batches go while the database is down (default: a folder of this sidecar's own "
                    "under $TMPDIR/marketdata-stream-spool, from its database, symbols and streams).")
+@click.option("--spool-max-mb", type=click.FloatRange(min=0.001, max=1e9), default=None, callback=_finite,
+              help="Cap on the spool's size; beyond it (or when its disk is full) batches wait in memory and "
+                   "the streams slow down until the database is back (default: the disk's free space).")
+@click.option("--max-buffered-rows", type=click.IntRange(min=100, max=10_000_000), default=20_000,
+              show_default=True,
+              help="Rows the sidecar keeps in memory for the writer; beyond them the streams wait (backpressure).")
 @click.option("--book-interval", type=click.FloatRange(min=0.1, max=3600), default=1.0, show_default=True,
               callback=_finite,
               help="Seconds between stored top-N order book snapshots.")
@@ -86,8 +94,8 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
               default="INFO", show_default=True)
 @settings_options
 def stream_command(symbols: tuple[str, ...], data_types: tuple[str, ...] | None, interval: str | None,
-                   health_port: int, spool_dir: str | None, book_interval: float, log_level: str,
-                   **flags: str | None) -> None:
+                   health_port: int, spool_dir: str | None, spool_max_mb: float | None, max_buffered_rows: int,
+                   book_interval: float, log_level: str, **flags: str | None) -> None:
     """Stream live klines, trades, order books, mark price/funding and tickers into the database."""
     # force: the group's -v has configured logging already, and --log-level must win over it
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -95,7 +103,8 @@ def stream_command(symbols: tuple[str, ...], data_types: tuple[str, ...] | None,
     settings = settings_from_flags(**flags)
     try:
         service = build_service(settings, symbols, tuple(data_types or ()), interval, health_port,
-                                spool_dir and str(Path(spool_dir)), book_interval)
+                                spool_dir and str(Path(spool_dir)), book_interval, spool_max_mb,
+                                max_buffered_rows)
         import asyncio
 
         asyncio.run(run_service(service))

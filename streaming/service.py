@@ -237,6 +237,14 @@ class MarketDataService:
     async def _snapshot(self, symbol: str) -> dict[str, Any]:
         return await asyncio.to_thread(self.rest.depth, symbol, 1000)
 
+    async def _exchange_now_ms(self) -> int:
+        """The exchange's clock (restart windows are compared with stored exchange times)."""
+        try:
+            return int(await asyncio.to_thread(self.rest.server_time_ms))
+        except Exception as exc:  # noqa: BLE001 - REST away: the local clock is the next best
+            log.warning("could not read the exchange's time (%s): using the local clock", one_line(exc))
+            return now_ms()
+
     def _prepare_store(self) -> None:
         """The writer's first contact with the database (worker thread): migrate, then find where the
         previous run's rows end, so the restart window is filled and recorded. A database that is away
@@ -294,7 +302,7 @@ class MarketDataService:
             return
         await self._check_listed(self.subscriptions)
         self._loop = asyncio.get_running_loop()
-        self._started_ms = now_ms()
+        self._started_ms = await self._exchange_now_ms()
         if self.writer is not None:
             self.writer.start()
             if not await self.writer.connect():

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from marketdata_assets.redact import one_line
 from streaming.metrics import Metrics
 from streaming.spool import Batch, Spool, SpoolFull
 from streaming.store import ASYNC_SLOTS, EVENT_TIME_INDEX, KINDS, KLINES, DatabaseUnavailable, Row, StreamStore
@@ -248,7 +249,7 @@ class BatchWriter:
         try:
             self._commit(batch)
         except DatabaseUnavailable as exc:
-            log.warning("database unavailable (%s): spooling batches to %s", exc, self.spool.directory)
+            log.warning("database unavailable (%s): spooling batches to %s", one_line(exc), self.spool.directory)
             self.db_up = False
             self._next_retry = time.monotonic() + self.retry_interval
             self._spool(batch)
@@ -399,6 +400,6 @@ class BatchWriter:
 
     def describe(self) -> dict[str, Any]:
         return {"state": self.state, "db_up": self.db_up, "db_stuck": self.db_stuck, "spool_full": self.spool_full,
-                "pending_rows": self._pending_rows, "held_rows": self._held_rows,
+                "pending_rows": self._pending_rows, "held_rows": self._held_rows, "backpressure": self._no_room(),
                 "spool_bytes": self.spool.size_bytes(), "spool_dir": str(self.spool.directory),
                 "batches_written": self.batches_written}
