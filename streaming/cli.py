@@ -53,7 +53,7 @@ async def run_service(service: MarketDataService, stop: asyncio.Event | None = N
 def build_service(settings: Settings, symbols: tuple[str, ...], data_types: tuple[str, ...],
                   interval: str | None, health_port: int | None, spool_dir: str | None,
                   book_interval: float, spool_max_mb: float | None = None,
-                  max_buffered_rows: int = 20_000) -> MarketDataService:
+                  max_buffered_rows: int = 20_000, db_timeout: float = 15.0) -> MarketDataService:
     if not symbols:
         raise InvalidInputError("no symbols given: pass --symbols BTCUSDT ETHUSDT")
     from streaming.service import DEFAULT_DATA_TYPES, MarketDataService
@@ -61,6 +61,7 @@ def build_service(settings: Settings, symbols: tuple[str, ...], data_types: tupl
     return MarketDataService(settings, symbols=symbols, data_types=data_types or DEFAULT_DATA_TYPES,
                              interval=interval, health_port=health_port, spool_dir=spool_dir,
                              book_interval_s=book_interval, max_pending=max_buffered_rows,
+                             stuck_after_s=db_timeout,
                              spool_max_bytes=None if spool_max_mb is None else int(spool_max_mb * 1024 * 1024))
 
 
@@ -87,6 +88,10 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
 @click.option("--max-buffered-rows", type=click.IntRange(min=100, max=10_000_000), default=20_000,
               show_default=True,
               help="Rows the sidecar keeps in memory for the writer; beyond them the streams wait (backpressure).")
+@click.option("--db-timeout", type=click.FloatRange(min=1, max=3600), default=15.0, show_default=True,
+              callback=_finite,
+              help="Seconds a database call may hang (a frozen server) before it is cut off and its batch "
+                   "spooled; /health says db_stuck meanwhile.")
 @click.option("--book-interval", type=click.FloatRange(min=0.1, max=3600), default=1.0, show_default=True,
               callback=_finite,
               help="Seconds between stored top-N order book snapshots.")
@@ -95,7 +100,7 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
 @settings_options
 def stream_command(symbols: tuple[str, ...], data_types: tuple[str, ...] | None, interval: str | None,
                    health_port: int, spool_dir: str | None, spool_max_mb: float | None, max_buffered_rows: int,
-                   book_interval: float, log_level: str, **flags: str | None) -> None:
+                   db_timeout: float, book_interval: float, log_level: str, **flags: str | None) -> None:
     """Stream live klines, trades, order books, mark price/funding and tickers into the database."""
     # force: the group's -v has configured logging already, and --log-level must win over it
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -104,7 +109,7 @@ def stream_command(symbols: tuple[str, ...], data_types: tuple[str, ...] | None,
     try:
         service = build_service(settings, symbols, tuple(data_types or ()), interval, health_port,
                                 spool_dir and str(Path(spool_dir)), book_interval, spool_max_mb,
-                                max_buffered_rows)
+                                max_buffered_rows, db_timeout)
         import asyncio
 
         asyncio.run(run_service(service))

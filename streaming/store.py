@@ -36,6 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from marketdata_assets.binance.klines import RawKlines
+from marketdata_assets.redact import one_line
 from marketdata_assets.storage.tables_stream import (
     agg_trades,
     mark_price_updates,
@@ -129,6 +130,12 @@ class StreamStore:
         self._repository: Any = None
         self.rejected: list[tuple[str, Row, str]] = []  # (kind, row, error) of the last write
         self.call_timeout_s = 15.0  # the writer sets its stuck limit here (small batches on the loop)
+        # every psycopg connection of this engine in use right now (the thread's, the repository's, reads):
+        # `abort` cuts them all when the server freezes
+        self._in_use: set[Any] = set()
+        if self.is_postgres:
+            sa.event.listen(engine, "checkout", lambda dbapi, _record, _proxy: self._in_use.add(dbapi))
+            sa.event.listen(engine, "checkin", lambda dbapi, _record: self._in_use.discard(dbapi))
 
     # ------------------------------------------------------------------ connection
 
@@ -164,18 +171,30 @@ class StreamStore:
             self._conn = None
 
     def abort(self) -> None:
-        """Shut the thread connection's socket down from another thread (the writer's watchdog): a call
-        blocked on a frozen server returns with an error instead of waiting forever. No lock: the
+        """Shut the sockets of the connections in use down from another thread (the writer's watchdog): a
+        call blocked on a frozen server returns with an error instead of waiting forever. No lock: the
         blocked thread holds it."""
-        conn = self._conn
-        if conn is None or conn.closed:
+        for conn in [self._conn, *list(self._in_use)]:
+            if conn is None or getattr(conn, "closed", True):
+                continue
+            with contextlib.suppress(OSError, psycopg.Error):
+                duplicate = socket.socket(fileno=os.dup(conn.fileno()))
+                try:
+                    duplicate.shutdown(socket.SHUT_RDWR)  # acts on the socket: the original fd sees EOF
+                finally:
+                    duplicate.close()
+
+    def probe(self, timeout_s: int = 2) -> None:
+        """Raise DatabaseUnavailable unless a fresh connection answers within `timeout_s`: while the
+        database is away, the writer's checks cost seconds, not the pool's full connect timeout."""
+        if not self.is_postgres:
             return
-        with contextlib.suppress(OSError, psycopg.Error):
-            duplicate = socket.socket(fileno=os.dup(conn.fileno()))
-            try:
-                duplicate.shutdown(socket.SHUT_RDWR)  # acts on the socket, so the original fd sees EOF
-            finally:
-                duplicate.close()
+        args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
+        try:
+            with psycopg.connect(*args, **{**kwargs, "connect_timeout": timeout_s}) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            raise DatabaseUnavailable(one_line(exc)) from exc
 
     def ping(self) -> None:
         """Raise DatabaseUnavailable unless a trivial query succeeds."""

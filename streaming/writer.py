@@ -13,8 +13,9 @@ one batch, and loops. The writer knows no database: `StreamStore` owns every con
   Anything else (large batches, klines, gaps, notifications, a refused row, the database away) waits
   for those in flight and goes to `StreamStore.write` in a worker thread (bench/README.md: measured
   better than both a thread-only writer and pipelined commits on two thread connections).
-- Database down: the batch goes to the disk spool; every `retry_interval` the writer checks the
-  database, replays the spool oldest first, then resumes direct writes. The first contact also runs
+- Database down: the batch goes to the disk spool; the writer checks the database (a fresh connection
+  with a short timeout) after `retry_interval`, doubling up to MAX_RETRY_S while it stays away, replays
+  the spool oldest first, then resumes direct writes. The first contact also runs
   `prepare` (the migration): a sidecar started during an outage records into the spool from the start.
 - Spool full too (its disk, or its cap): batches are held in memory, in order, and count against
   `max_pending`, so the connections wait (backpressure) instead of memory growing; a connection that
@@ -42,6 +43,7 @@ from streaming.store import ASYNC_SLOTS, EVENT_TIME_INDEX, KINDS, KLINES, Databa
 
 log = logging.getLogger(__name__)
 
+MAX_RETRY_S = 10.0  # the longest wait between two checks of a database that is away
 TABLE_OF = {kind: spec[0].name for kind, spec in KINDS.items()} | {KLINES: "kline_data"}
 CommitHook = Callable[[Batch], None]
 
@@ -83,6 +85,7 @@ class BatchWriter:
         self.db_up = True
         self._prepared = prepare is None
         self._next_retry = 0.0
+        self._failures = 0  # failed checks in a row (the wait between checks doubles)
         self.batches_written = 0
         self._held: list[Batch] = []  # neither database nor spool took these (yet); oldest first
         self._held_rows = 0
@@ -168,9 +171,9 @@ class BatchWriter:
             if self.db_up:
                 await self._has_rows.wait()
             else:
-                # Down: look at the database every retry_interval even when no rows arrive.
+                # Down: look at the database when the retry is due, even when no rows arrive.
                 try:
-                    await asyncio.wait_for(self._has_rows.wait(), self.retry_interval)
+                    await asyncio.wait_for(self._has_rows.wait(), max(0.01, self._next_retry - time.monotonic()))
                 except TimeoutError:
                     await self._drain()
                     await asyncio.to_thread(self._recover_if_down)
@@ -251,12 +254,14 @@ class BatchWriter:
         except DatabaseUnavailable as exc:
             log.warning("database unavailable (%s): spooling batches to %s", one_line(exc), self.spool.directory)
             self.db_up = False
+            self._failures = 0
             self._next_retry = time.monotonic() + self.retry_interval
             self._spool(batch)
 
     def _try_recover(self) -> None:
         """Database reachable again: prepare (first contact), replay the spool, then what was held."""
         try:
+            self.store.probe()
             self.store.ping()
             if not self._prepared:
                 self.prepare()  # type: ignore[misc]
@@ -271,7 +276,9 @@ class BatchWriter:
             if replayed or held:
                 log.info("database is back: replayed %d spooled and %d held batches", replayed, held)
         except DatabaseUnavailable:
-            self._next_retry = time.monotonic() + self.retry_interval
+            self._failures += 1
+            delay = min(MAX_RETRY_S, self.retry_interval * 2 ** min(self._failures, 16))
+            self._next_retry = time.monotonic() + max(self.retry_interval, delay)
             self._move_held_to_spool()
 
     def _spool(self, batch: Batch) -> None:
@@ -350,7 +357,7 @@ class BatchWriter:
 
     def _recover_if_down(self) -> None:
         with self._db_lock, self._busy():
-            if not self.db_up:
+            if not self.db_up and time.monotonic() >= self._next_retry:
                 self._try_recover()
 
     async def connect(self) -> bool:

@@ -7,7 +7,9 @@ simulator's truth, and every window the sidecar could not see is a `stream_gaps`
 - the spool full (its cap) during an outage: batches are held in memory, /health and /metrics say so,
   nothing received is lost;
 - killed (SIGKILL) across minute boundaries and started again: the bars that closed meanwhile come from
-  REST, and the window is recorded.
+  REST, and the window is recorded;
+- the database frozen (a proxy that stops answering, sockets open): /health says db_stuck, the hung call
+  is cut off after --db-timeout and batches spool until the database answers again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from marketdata_assets.binance.rest import BinanceRestClient
 from marketdata_assets.storage.engine import make_engine
 from marketdata_assets.storage.tables import kline_data
 from tests.support.disk import small_tmpfs
+from tests.support.netfault import freezable_proxy
 from tests.support.sidecar import Sidecar, wait_for
 from tests.support.streaming import bring_database_back, pg_database, requires_pg, take_database_away
 from tests.test_streaming_sim import (
@@ -154,4 +157,34 @@ def test_killed_across_minute_boundaries_the_restart_fills_the_bars_and_records_
         restart = [g for g in gap_rows(engine) if g.reason == "sidecar restart" and g.data_type == "kline"]
         engine.dispose()
         assert len(restart) == 1 and restart[0].rows_filled >= 4
+        assert_truth(url, sim)
+
+
+def test_frozen_database_is_reported_cut_off_and_spooled(sim, tmp_path):
+    with pg_database() as (url, _name), freezable_proxy() as proxy:
+        via_proxy = sa.engine.make_url(url).set(port=proxy.port).render_as_string(hide_password=False)
+        ws_control(sim, "clock", speed=SPEED)
+        sidecar = Sidecar(sim, via_proxy, tmp_path / "sidecar.log", "--spool-dir", str(tmp_path / "spool"),
+                          "--db-timeout", "3")
+        try:
+            wait_for(lambda: kline_count(url) >= 2, "bars stored before the freeze")
+            proxy.freeze()
+            wait_for(lambda: sidecar.writer()["db_stuck"], "/health to report the stuck database")
+            assert sidecar.health()["status"] == "degraded"
+            assert "marketdata_stream_db_stuck 1" in sidecar.metrics()
+            wait_for(lambda: (w := sidecar.writer())["state"] == "db_down" and w["spool_bytes"] > 0,
+                     "the hung call cut off and batches spooled")
+            frozen_at = market_minute(sim)
+            wait_for(lambda: market_minute(sim) >= frozen_at + 3, "three bars while frozen")
+            proxy.thaw()
+            wait_for(lambda: (w := sidecar.writer())["state"] == "ok" and w["spool_bytes"] == 0,
+                     "the spool replayed after the thaw", timeout=90)
+            stored = kline_count(url)
+            wait_for(lambda: kline_count(url) >= stored + 3, "bars after the thaw")
+            assert sidecar.stop() == 0, sidecar.output()
+        finally:
+            sidecar.kill()
+            ws_control(sim, "clock", speed=None)
+        output = sidecar.output()
+        assert "has not returned for 3 s: cutting it off" in output and "Traceback" not in output
         assert_truth(url, sim)

@@ -14,6 +14,10 @@ from marketdata_assets.redact import mask_credentials
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 PG_CONNECT_TIMEOUT_S = 10  # libpq connect_timeout; `?connect_timeout=N` in DATABASE_URL overrides it
+# Server-side bound on one statement (a lock wait included): a database stuck behind a lock ends the
+# command with an error instead of a hang. `?options=-c statement_timeout=...` in DATABASE_URL overrides it;
+# migrations lift it for their own transaction.
+PG_STATEMENT_TIMEOUT_S = 300
 
 
 def normalise_url(url: str | URL) -> URL:
@@ -66,8 +70,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def make_engine(url: str | URL, *, schema: str | None = None, **kwargs: Any) -> Engine:
     """An Engine for the store.
 
-    PostgreSQL: psycopg 3, pool_pre_ping, a connect timeout (PG_CONNECT_TIMEOUT_S); `schema` sets the
-    search_path (tests use a fresh schema each).
+    PostgreSQL: psycopg 3, pool_pre_ping, a connect timeout (PG_CONNECT_TIMEOUT_S) and a statement timeout
+    (PG_STATEMENT_TIMEOUT_S); `schema` sets the search_path (tests use a fresh schema each).
     SQLite: creates the file's folder and sets WAL, synchronous=NORMAL, foreign keys and a busy timeout.
     """
     parsed = normalise_url(url)
@@ -79,12 +83,15 @@ def make_engine(url: str | URL, *, schema: str | None = None, **kwargs: Any) -> 
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    connect_args = dict(kwargs.pop("connect_args", {}))
     if "connect_timeout" not in parsed.query:  # a host that accepts and never answers must not hang a command
-        kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_S, **kwargs.get("connect_args", {})}
+        connect_args.setdefault("connect_timeout", PG_CONNECT_TIMEOUT_S)
+    options = [] if "options" in parsed.query else [f"-c statement_timeout={PG_STATEMENT_TIMEOUT_S}s"]
     if schema is not None:
         if not schema.replace("_", "").isalnum():
             raise InvalidInputError(f"invalid schema name {schema!r}: letters, digits and _ only")
-        connect_args = dict(kwargs.pop("connect_args", {}))
-        connect_args["options"] = f"{connect_args.get('options', '')} -c search_path={schema}".strip()
-        kwargs["connect_args"] = connect_args
+        options.append(f"-c search_path={schema}")
+    if options:
+        connect_args["options"] = " ".join([connect_args.get("options", ""), *options]).strip()
+    kwargs["connect_args"] = connect_args
     return sa.create_engine(parsed, **kwargs)

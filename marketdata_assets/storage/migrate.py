@@ -65,6 +65,8 @@ def upgrade(engine_or_url: Engine | str | URL, revision: str = "head") -> str | 
             if connection.dialect.name == "postgresql":
                 connection.execute(sa.text("SELECT set_config('lock_timeout', :t, true)"),
                                    {"t": f"{MIGRATION_LOCK_TIMEOUT_S}s"})
+                # a migration of a large table may take longer than one statement is normally allowed
+                connection.execute(sa.text("SELECT set_config('statement_timeout', '0', true)"))
                 connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
