@@ -19,6 +19,7 @@ from xml.etree import ElementTree
 
 import httpx
 
+from marketdata_assets.binance.breaker import shared_breaker
 from marketdata_assets.binance.errors import (
     ArchiveError,
     ChecksumMismatchError,
@@ -238,19 +239,23 @@ class ArchiveClient:
     """Downloads and verifies data.binance.vision files and lists the bucket; close() when done."""
 
     def __init__(self, base_url: str = ARCHIVE_URL, listing_url: str = LISTING_URL,
-                 http: httpx.Client | None = None, timeout: float = 60.0, max_retries: int = 5,
+                 http: httpx.Client | None = None, timeout: float = 30.0, max_retries: int = 5,
                  sleep: Sleep = time.sleep, *, backoff_base_s: float = 0.2, backoff_cap_s: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.listing_url = listing_url.rstrip("/")
         self._owns_http = http is None
         self._http = http or httpx.Client(
-            timeout=httpx.Timeout(timeout),
+            # read: seconds without a byte (not for the whole file); a host that never answers costs that
+            # once per attempt, and the breaker stops the attempts after a few
+            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
             limits=httpx.Limits(max_connections=20, max_keepalive_connections=20),
             headers={"User-Agent": "marketdata/0.1"},
             follow_redirects=True,
         )
         self._sleep = sleep
         self._policy = RetryPolicy(max_retries, backoff_base_s, backoff_cap_s)
+        self.breaker = shared_breaker(self.base_url)
+        self.listing_breaker = shared_breaker(self.listing_url)
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> ArchiveClient:
@@ -273,7 +278,8 @@ class ArchiveClient:
 
     def _download(self, path: str) -> bytes | None:
         url = f"{self.base_url}/{path.lstrip('/')}"
-        response = get_with_retries(self._http, url, policy=self._policy, sleep=self._sleep)
+        response = get_with_retries(self._http, url, policy=self._policy, sleep=self._sleep,
+                                    breaker=self.breaker)
         if response.status_code == 404:
             return None
         if response.status_code != 200:
@@ -321,6 +327,7 @@ class ArchiveClient:
             if marker:
                 params["marker"] = marker
             response = get_with_retries(self._http, self.listing_url, policy=self._policy, sleep=self._sleep,
+                                        breaker=self.listing_breaker,
                                         params=params)
             if response.status_code != 200:
                 raise error_from_response(response.status_code, response.content, response.headers,

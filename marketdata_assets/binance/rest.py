@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import orjson
 
+from marketdata_assets.binance.breaker import shared_breaker
 from marketdata_assets.binance.errors import (
     BinanceError,
     BinanceServerError,
@@ -147,6 +148,7 @@ class BinanceRestClient:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.budget = budget if budget is not None else shared_budget(self.base_url)
+        self.breaker = shared_breaker(self.base_url)
         self.max_ban_wait_s = max_ban_wait_s
         self._sleep = sleep
         self._policy = RetryPolicy(max_retries, backoff_base_s, backoff_cap_s)
@@ -189,6 +191,8 @@ class BinanceRestClient:
         for attempt in range(attempts):
             last = attempt == attempts - 1
             self._refuse_long_ban(url)
+            self.breaker.before(url)
+            started = self.breaker.now()
             if funding:
                 self.budget.funding.acquire(self._sleep)
             self.budget.acquire(weight, self._sleep)
@@ -197,6 +201,7 @@ class BinanceRestClient:
                 response = self._http.get(path, params=params)
             except TRANSIENT_EXCEPTIONS as exc:
                 self.budget.release(weight, sent_at)
+                self.breaker.failure(describe_failure(exc), started)
                 if last:
                     raise BinanceUnavailableError(
                         f"no answer after {attempts} attempts ({describe_failure(exc)})", url
@@ -211,6 +216,10 @@ class BinanceRestClient:
             self.budget.release(weight, sent_at)
             self.budget.observe(response.headers.get(WEIGHT_HEADER), sent_at)
             status = response.status_code
+            if is_transient_status(status):
+                self.breaker.failure(f"HTTP {status}", started)
+            else:
+                self.breaker.success()
             if 200 <= status < 300:
                 return self._decode(response, url)
             error = error_from_response(status, response.content, response.headers, url)

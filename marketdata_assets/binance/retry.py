@@ -6,6 +6,7 @@ Only transient failures are retried (timeouts, connection resets, 408, 5xx); a 4
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -14,7 +15,10 @@ from typing import Any
 
 import httpx
 
+from marketdata_assets.binance.breaker import CircuitBreaker
 from marketdata_assets.binance.errors import BinanceServerError, BinanceUnavailableError, error_from_response
+
+log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], None]
 
@@ -50,26 +54,41 @@ def describe_failure(exc: Exception) -> str:
 
 
 def get_with_retries(http: httpx.Client, url: str, *, policy: RetryPolicy, sleep: Sleep = time.sleep,
-                     params: Mapping[str, Any] | None = None) -> httpx.Response:
+                     params: Mapping[str, Any] | None = None, breaker: CircuitBreaker | None = None
+                     ) -> httpx.Response:
     """GET, retrying transient failures; the final response for any non-transient status (404 included).
 
-    Raises BinanceUnavailableError when timeouts/resets persist, BinanceServerError when 5xx persists.
+    Raises BinanceUnavailableError when timeouts/resets persist (or `breaker` is open: UpstreamDownError),
+    BinanceServerError when 5xx persists. Every retry is logged.
     """
     for attempt in range(policy.max_retries + 1):
         last = attempt == policy.max_retries
+        if breaker is not None:
+            breaker.before(url)
+            started = breaker.now()
         try:
             response = http.get(url, params=params)
         except TRANSIENT_EXCEPTIONS as exc:
+            if breaker is not None:
+                breaker.failure(describe_failure(exc), started)
             if last:
                 raise BinanceUnavailableError(
                     f"no answer after {attempt + 1} attempts ({describe_failure(exc)})", url
                 ) from exc
-            sleep(policy.delay(attempt))
+            delay = policy.delay(attempt)
+            log.warning("%s: %s; retry %d in %.2f s", url, describe_failure(exc), attempt + 1, delay)
+            sleep(delay)
             continue
         if not is_transient_status(response.status_code):
+            if breaker is not None:
+                breaker.success()
             return response
+        if breaker is not None:
+            breaker.failure(f"HTTP {response.status_code}", started)
         if last:
             error = error_from_response(response.status_code, response.content, response.headers, url)
             raise BinanceServerError(error.status, error.code, f"{error.msg} (after {attempt + 1} attempts)", url)
-        sleep(policy.delay(attempt))
+        delay = policy.delay(attempt)
+        log.warning("%s: HTTP %d; retry %d in %.2f s", url, response.status_code, attempt + 1, delay)
+        sleep(delay)
     raise AssertionError("unreachable")

@@ -16,6 +16,7 @@ class FreezableProxy:
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.port = 0
+        self.accepted = 0  # connections clients opened to the proxy
         self._loop = asyncio.new_event_loop()
         self._running: asyncio.Event | None = None
         self._ready = threading.Event()
@@ -38,6 +39,7 @@ class FreezableProxy:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         assert self._running is not None
+        self.accepted += 1
         await self._running.wait()
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
@@ -67,8 +69,15 @@ class FreezableProxy:
         self._loop.call_soon_threadsafe(self._running.set)  # type: ignore[union-attr]
 
     def stop(self) -> None:
+        async def shut() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._loop.stop()
+
         self.thaw()
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        asyncio.run_coroutine_threadsafe(shut(), self._loop)
         self._thread.join(10)
 
 
