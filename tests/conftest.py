@@ -17,6 +17,12 @@ def no_ambient_dagster_home(monkeypatch):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def own_state_dir(monkeypatch, tmp_path_factory):
+    """Recorded IP bans (ratelimit.BanFile) go to a folder of the test's own, never the user's cache."""
+    monkeypatch.setenv("MARKETDATA_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+
+
 # ----- simulator (marketdata_sim) -------------------------------------------------------------------
 SIM_NOW = "2024-04-02T12:00:00Z"
 

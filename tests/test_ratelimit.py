@@ -5,7 +5,9 @@ A fake clock is advanced by the injected sleep, so every wait is recorded instea
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -200,3 +202,43 @@ def test_shared_budget_is_per_server():
     assert shared_budget("http://127.0.0.1:1") is a
     assert shared_budget("http://127.0.0.1:2") is not a
     assert a.limit == 2400
+
+
+def test_a_ban_recorded_by_one_process_is_respected_by_the_next(tmp_path):
+    import subprocess
+    import sys
+
+    from marketdata_assets.binance.ratelimit import BanFile
+
+    until = int(time.time() * 1000) + 90_000
+    env = {**os.environ, "MARKETDATA_STATE_DIR": str(tmp_path)}
+    record = ("from marketdata_assets.binance.ratelimit import shared_budget; "
+              f"shared_budget('https://fapi.example').penalise({until}, banned=True)")
+    subprocess.run([sys.executable, "-c", record], env=env, check=True, timeout=60)
+    assert BanFile(tmp_path / "upstream-bans.json").read("fapi.example") == until
+    read = ("from marketdata_assets.binance.ratelimit import shared_budget; "
+            "print(shared_budget('https://fapi.example').banned_until_ms)")
+    later = subprocess.run([sys.executable, "-c", read], env=env, check=True, timeout=60, capture_output=True,
+                           text=True)
+    assert later.stdout.strip() == str(until)
+    assert "an IP ban recorded in" in later.stderr
+
+
+def test_after_a_ban_one_request_goes_first_and_the_others_wait_for_its_answer():
+    import threading
+
+    budget, _fake = make_budget(1000, 0.0)
+    budget.penalise(budget.now_ms() + 1000, banned=True)
+    budget.acquire(1)  # waits the ban out, then is the probe
+    sent = threading.Event()
+
+    def second() -> None:
+        budget.acquire(1)
+        sent.set()
+
+    worker = threading.Thread(target=second)
+    worker.start()
+    assert not sent.wait(0.3)  # real time: the second request waits for the probe's answer
+    budget.release(1)
+    assert sent.wait(5)
+    worker.join()

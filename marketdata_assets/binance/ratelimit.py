@@ -11,11 +11,18 @@ progress even when `sleep` is injected (tests record waits instead of sleeping),
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from functools import partial
+from pathlib import Path
 from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], None]
 
@@ -89,7 +96,8 @@ class WeightBudget:
     def __init__(self, limit: int = DEFAULT_WEIGHT_LIMIT, headroom: float = 0.1, *,
                  window_s: float = 60.0, guard_ms: int = 250, clock: Callable[[], float] = time.time,
                  sleep: Sleep = time.sleep, funding_limit: int = FUNDING_LIMIT,
-                 funding_window_s: float = FUNDING_WINDOW_S, inflight_expiry_s: float = 120.0) -> None:
+                 funding_window_s: float = FUNDING_WINDOW_S, inflight_expiry_s: float = 120.0,
+                 on_ban: Callable[[int], None] | None = None) -> None:
         if limit < 1 or not 0 <= headroom < 1:
             raise ValueError(f"invalid weight limit {limit} with headroom {headroom}")
         self.limit = limit
@@ -109,6 +117,11 @@ class WeightBudget:
         self.inflight_expiry_s = inflight_expiry_s
         self._penalty_until_ms = 0
         self._banned_until_ms = 0
+        # after a ban, one request goes first (a probe) and the others wait for its answer: several
+        # workers resuming at once would draw the next, longer ban
+        self._probe_pending = False
+        self._probe_out = False
+        self.on_ban = on_ban  # told the end of every ban (the shared budgets record it for other processes)
         self.waited_s = 0.0
         self.funding = RequestRateLimiter(funding_limit, funding_window_s, headroom, clock=self.clock, sleep=sleep)
 
@@ -147,12 +160,17 @@ class WeightBudget:
                 self._roll(now)
                 if now < self._penalty_until_ms:
                     target = self._penalty_until_ms
+                elif self._probe_pending and self._probe_out:
+                    self._released.wait(timeout=0.5)  # the probe's answer decides (real time, bounded)
+                    continue
                 elif self._used + weight <= self.cap or (self._used == 0 and weight > self.cap):
                     self._used += weight
                     entry = self._inflight.setdefault(self._window, [0, 0.0])
                     entry[0] += weight
                     entry[1] = time.monotonic()
                     self.waited_s += waited
+                    if self._probe_pending:
+                        self._probe_out = True
                     return waited
                 elif self._pending_locked():
                     # Full, with answers still out: they may land in the next window, so let them come
@@ -178,6 +196,9 @@ class WeightBudget:
             entry = self._inflight.get(window)
             if entry is not None:
                 entry[0] = max(0, entry[0] - weight)
+            if self._probe_out:  # the probe is answered; a new ban (penalised before this) sets it again
+                self._probe_out = False
+                self._probe_pending = self._banned_until_ms > self.clock.now_ms()
             self._released.notify_all()
 
     def observe(self, used_weight: int | str | None, sent_at_ms: int | None = None) -> None:
@@ -197,12 +218,16 @@ class WeightBudget:
                 return
             self._used = max(self._used, value)
 
-    def penalise(self, until_ms: int, *, banned: bool = False) -> None:
-        """No thread sends before `until_ms` (after a 429, or a 418 ban when `banned`)."""
+    def penalise(self, until_ms: int, *, banned: bool = False, record: bool = True) -> None:
+        """No thread sends before `until_ms` (after a 429, or a 418 ban when `banned`: then one probe
+        goes first when it ends, and `on_ban` is told unless `record` is False)."""
         with self._lock:
             self._penalty_until_ms = max(self._penalty_until_ms, int(until_ms))
             if banned:
                 self._banned_until_ms = max(self._banned_until_ms, int(until_ms))
+                self._probe_pending = True
+        if banned and record and self.on_ban is not None:
+            self.on_ban(int(until_ms))
 
     @property
     def banned_until_ms(self) -> int | None:
@@ -217,15 +242,67 @@ class WeightBudget:
         return (now // self.window_ms + 1) * self.window_ms + self.guard_ms
 
 
+class BanFile:
+    """The end of the last IP ban per host, in one small JSON file every process of this user reads: a
+    ban is per IP, so the next `marketdata download` (or a sidecar, or a Dagster run) waits it out
+    instead of drawing a longer one. Best effort: a file that cannot be read or written is logged and
+    ignored, never a reason to fail a load."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def default(cls) -> BanFile:
+        root = os.environ.get("MARKETDATA_STATE_DIR") or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "marketdata")
+        return cls(Path(root) / "upstream-bans.json")
+
+    def _load(self) -> dict[str, int]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            log.debug("ban file %s unreadable: %s", self.path, exc)
+            return {}
+        return {str(k): int(v) for k, v in data.items() if isinstance(v, int)} if isinstance(data, dict) else {}
+
+    def read(self, host: str) -> int | None:
+        return self._load().get(host)
+
+    def record(self, host: str, until_ms: int) -> None:
+        from filelock import FileLock, Timeout
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(self.path) + ".lock", timeout=5):
+                bans = self._load()
+                if bans.get(host, 0) >= until_ms:
+                    return
+                bans[host] = until_ms
+                scratch = self.path.with_suffix(".tmp")
+                scratch.write_text(json.dumps(bans))
+                os.replace(scratch, self.path)
+        except (OSError, Timeout) as exc:
+            log.warning("could not record the IP ban in %s: %s", self.path, exc)
+
+
 _SHARED: dict[str, WeightBudget] = {}
 _SHARED_LOCK = threading.Lock()
 
 
 def shared_budget(base_url: str, limit: int = DEFAULT_WEIGHT_LIMIT) -> WeightBudget:
-    """The process-wide budget for one server (host:port): limits are per IP and per server."""
+    """The process-wide budget for one server (host:port): limits are per IP and per server. A ban that
+    another process recorded (BanFile) and that is still running is respected from the first request."""
     key = urlsplit(base_url).netloc.lower() or base_url
     with _SHARED_LOCK:
         budget = _SHARED.get(key)
         if budget is None:
-            budget = _SHARED[key] = WeightBudget(limit)
+            bans = BanFile.default()
+            budget = _SHARED[key] = WeightBudget(limit, on_ban=partial(bans.record, key))
+            until = bans.read(key)
+            if until is not None and until > budget.now_ms():
+                log.warning("%s: an IP ban recorded in %s runs for %.0f s more: every request waits", key,
+                            bans.path, (until - budget.now_ms()) / 1000)
+                budget.penalise(until, banned=True, record=False)
         return budget

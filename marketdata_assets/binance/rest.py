@@ -213,7 +213,6 @@ class BinanceRestClient:
             except BaseException:
                 self.budget.release(weight, sent_at)
                 raise
-            self.budget.release(weight, sent_at)
             self.budget.observe(response.headers.get(WEIGHT_HEADER), sent_at)
             status = response.status_code
             if is_transient_status(status):
@@ -221,20 +220,26 @@ class BinanceRestClient:
             else:
                 self.breaker.success()
             if 200 <= status < 300:
+                self.budget.release(weight, sent_at)
                 return self._decode(response, url)
             error = error_from_response(status, response.content, response.headers, url)
             now = self.budget.now_ms()
             if isinstance(error, IPBannedError):
-                self._handle_ban(error, now, last)
+                try:
+                    self._handle_ban(error, now, last)  # the penalty is in place before anyone else sends
+                finally:
+                    self.budget.release(weight, sent_at)
                 continue
             if isinstance(error, RateLimitedError):
                 until = now + int(error.retry_after * 1000) if error.retry_after is not None \
                     else self.budget.next_window_ms()
                 self.budget.penalise(until)
+                self.budget.release(weight, sent_at)
                 if last:
                     raise error
                 log.warning("%s: 429 rate limited; every request waits %.1f s", path, (until - now) / 1000)
                 continue
+            self.budget.release(weight, sent_at)
             if is_transient_status(status):
                 if last:
                     raise BinanceServerError(status, error.code, f"{error.msg} (after {attempts} attempts)",
