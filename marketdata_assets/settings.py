@@ -118,4 +118,9 @@ class Settings:
         if self.database_url.startswith("sqlite:///"):
             path = self.database_url.removeprefix("sqlite:///")
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                folder = Path(path).parent
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise InvalidInputError(f"DATABASE_URL: cannot create the SQLite folder {folder}: "
+                                            f"{exc.strerror or exc}") from None

@@ -56,6 +56,11 @@ def build_service(settings: Settings, symbols: tuple[str, ...], data_types: tupl
                   max_buffered_rows: int = 20_000, db_timeout: float = 15.0) -> MarketDataService:
     if not symbols:
         raise InvalidInputError("no symbols given: pass --symbols BTCUSDT ETHUSDT")
+    if spool_dir is not None:
+        try:
+            Path(spool_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidInputError(f"--spool-dir {spool_dir}: {exc.strerror or exc}") from None
     from streaming.service import DEFAULT_DATA_TYPES, MarketDataService
 
     return MarketDataService(settings, symbols=symbols, data_types=data_types or DEFAULT_DATA_TYPES,

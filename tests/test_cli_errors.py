@@ -113,3 +113,47 @@ def test_marketdata_config_is_read_by_every_command_and_refuses_unknown_keys(tmp
                           text=True, timeout=60)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "unknown key(s) databse_url" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("args", "env", "names"), [
+    (("download", "--symbols", "BTCUSDT", "--days", "1"), {"DATABASE_URL": "sqlite:///{file}/md.db"},
+     "DATABASE_URL: cannot create the SQLite folder"),
+    (("stream", "--symbols", "BTCUSDT", "--spool-dir", "{file}/spool"), {}, "--spool-dir"),
+    (("stream", "--symbols", "BTCUSDT", "--spool-max-mb", "nan"), {}, "--spool-max-mb"),
+    (("stream", "--symbols", "BTCUSDT", "--max-buffered-rows", "0"), {}, "--max-buffered-rows"),
+    (("stream", "--symbols", "BTCUSDT", "--db-timeout", "0"), {}, "--db-timeout"),
+    (("export", "--table", "klines", "--symbols", "BTCUSDT", "--interval", "1m", "--start", "2024-01-01",
+      "--end", "2024-01-02", "--out", "{file}/out"), {}, "--out"),
+    (("download", "--symbols", "BTCUSDT", "--start", "2024-01-01", "--end", "9999-12-31"), {}, "--end 9999-12-31"),
+    (("gaps", "--symbols", "BTCUSDT"), {"MARKETDATA_CONFIG": "{file}.missing"}, "MARKETDATA_CONFIG="),
+    (("gaps", "--symbols", "BTCUSDT"), {"MARKETDATA_CONFIG": "{file}"}, "MARKETDATA_CONFIG="),
+])
+def test_paths_under_a_file_bad_bounds_and_bad_config_are_exit_2_naming_them(args, env, names, tmp_path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder, not TOML\n")
+    database = tmp_path / "md.db"
+    _run("db", "upgrade", database_url=f"sqlite:///{database}")
+    done = subprocess.run([str(BIN / "marketdata"), *(a.format(file=a_file) for a in args)],
+                          env={"PATH": str(BIN), "DATABASE_URL": f"sqlite:///{database}",
+                               **{k: v.format(file=a_file) for k, v in env.items()}},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert names in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("args", "env", "message"), [
+    (("gaps", "--symbols", "BTCUSDT"), {"DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/no_such_database"},
+     'database "no_such_database" does not exist'),
+    (("gaps", "--symbols", "BTCUSDT"), {"DATABASE_URL": "sqlite:///{file}"}, "file is not a database"),
+    (("stream", "--symbols", "BTCUSDT"), {"BINANCE_FAPI_URL": "http://127.0.0.1:9"}, "cannot reach Binance"),
+])
+def test_an_environment_that_cannot_be_used_is_exit_1_naming_it(args, env, message, tmp_path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a database\n")
+    done = subprocess.run([str(BIN / "marketdata"), *args],
+                          env={"PATH": str(BIN), "DATABASE_URL": f"sqlite:///{tmp_path / 'md.db'}",
+                               "MARKETDATA_STATE_DIR": str(tmp_path),
+                               **{k: v.format(file=a_file) for k, v in env.items()}},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr

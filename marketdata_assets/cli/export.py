@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -20,6 +21,13 @@ def _non_empty_path(ctx: click.Context, param: click.Parameter, value: Path | No
     """An empty --out would mean the current folder by accident: refused."""
     if value is not None and not str(value).strip(" ."):
         raise click.BadParameter("an output directory is required (got an empty path)", ctx=ctx, param=param)
+    if value is not None:  # unwritable or under a file: said before any row is read
+        try:
+            value.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise click.BadParameter(f"{value}: {exc.strerror or exc}", ctx=ctx, param=param) from None
+        if not os.access(value, os.W_OK):
+            raise click.BadParameter(f"{value}: not writable", ctx=ctx, param=param)
     return value
 
 

@@ -130,6 +130,8 @@ def _one_line(exc: Exception) -> click.ClickException:
         return click.ClickException(f"the database cannot be used: {text} (-vv for the traceback)")
     if isinstance(exc, OSError | TimeoutError):
         return click.ClickException(f"{text} (-vv for the traceback)")
+    if kind.__name__ in ("BinanceUnavailableError", "UpstreamDownError"):
+        return click.ClickException(f"cannot reach Binance: {text}")
     return click.ClickException(f"{kind.__name__}: {text} (-vv for the traceback)")
 
 

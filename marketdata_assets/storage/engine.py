@@ -78,7 +78,12 @@ def make_engine(url: str | URL, *, schema: str | None = None, **kwargs: Any) -> 
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(database).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InvalidInputError(f"DATABASE_URL: cannot create the SQLite folder {folder}: "
+                                        f"{exc.strerror or exc}") from None
         engine = sa.create_engine(parsed, **kwargs)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
