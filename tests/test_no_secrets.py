@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from tests.support.sidecar import Sidecar, sidecar_env, wait_for
 from tests.support.streaming import pg_database, requires_pg
 from tests.support.ui import BIN
+from tests.test_streaming_sim import SPEED, ws_control
 
 pytestmark = [requires_pg, pytest.mark.postgres, pytest.mark.slow]
 
@@ -58,6 +59,7 @@ def test_a_password_and_an_api_key_are_nowhere_after_a_session(sim, tmp_path):
         failed = run("-vv", "gaps", "--symbols", "BTCUSDT", DATABASE_URL=unreachable)
         assert failed.returncode == 1 and "Traceback" in failed.stderr  # -vv: the whole traceback
 
+        ws_control(sim, "clock", speed=SPEED)
         sidecar = Sidecar(sim, secret_url, tmp_path / "sidecar.log", "--spool-dir", str(tmp_path / "spool"),
                           "--log-level", "DEBUG",
                           env={**sidecar_env(sim, secret_url), "BINANCE_API_KEY": API_KEY,
@@ -69,6 +71,7 @@ def test_a_password_and_an_api_key_are_nowhere_after_a_session(sim, tmp_path):
             assert sidecar.stop() == 0
         finally:
             sidecar.kill()
+            ws_control(sim, "clock", speed=None)
         outputs.append(sidecar.output())
 
         dump = subprocess.run(["pg_dump", "-h", "127.0.0.1", "-U", "postgres", "--data-only", name],
