@@ -25,7 +25,7 @@ from marketdata_assets.storage.engine import make_engine
 from marketdata_assets.storage.tables import kline_data
 from tests.support.disk import small_tmpfs
 from tests.support.netfault import freezable_proxy
-from tests.support.sidecar import Sidecar, wait_for
+from tests.support.sidecar import Sidecar, sidecar_env, wait_for
 from tests.support.streaming import bring_database_back, pg_database, requires_pg, take_database_away
 from tests.test_streaming_sim import (
     SPEED,
@@ -188,3 +188,39 @@ def test_frozen_database_is_reported_cut_off_and_spooled(sim, tmp_path):
         output = sidecar.output()
         assert "has not returned for 3 s: cutting it off" in output and "Traceback" not in output
         assert_truth(url, sim)
+
+
+def test_two_sidecars_with_default_settings_keep_their_own_spools(sim, tmp_path):
+    """Same host, same $TMPDIR, no --spool-dir: A's database is away, so A spools; B must never replay A's
+    batches into B's database, and A gets all of its own back."""
+    with pg_database() as (url_a, name_a), pg_database() as (url_b, _name_b):
+        ws_control(sim, "clock", speed=SPEED)
+        extra = {"TMPDIR": str(tmp_path)}
+        try:
+            a = Sidecar(sim, url_a, tmp_path / "a.log", symbols=("BTCUSDT",),
+                        env={**sidecar_env(sim, url_a), **extra})
+            wait_for(lambda: kline_count(url_a) >= 2, "A's first bars")
+            take_database_away(name_a)
+            wait_for(lambda: a.writer()["spool_bytes"] > 0, "A spooling")
+            b = Sidecar(sim, url_b, tmp_path / "b.log", symbols=("ETHUSDT",),
+                        env={**sidecar_env(sim, url_b), **extra})
+            wait_for(lambda: kline_count(url_b) >= 3, "B's bars")
+            assert a.writer()["spool_dir"] != b.writer()["spool_dir"]
+            assert a.writer()["spool_bytes"] > 0  # B left A's spool alone
+            bring_database_back(name_a)
+            wait_for(lambda: (w := a.writer())["state"] == "ok" and w["spool_bytes"] == 0, "A's spool replayed")
+            stored = kline_count(url_a)
+            wait_for(lambda: kline_count(url_a) >= stored + 2, "A's bars after the outage")
+            assert a.stop() == 0 and b.stop() == 0
+        finally:
+            for process in (locals().get("a"), locals().get("b")):
+                if process is not None:
+                    process.kill()
+            ws_control(sim, "clock", speed=None)
+        engine = make_engine(url_b)
+        with engine.connect() as conn:
+            symbols = set(conn.execute(sa.select(kline_data.c.symbol).distinct()).scalars())
+        engine.dispose()
+        assert symbols == {"ETHUSDT"}
+        assert_truth(url_a, sim, "BTCUSDT")
+        assert_truth(url_b, sim, "ETHUSDT")
