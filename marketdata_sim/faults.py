@@ -9,6 +9,7 @@
 - shuffled: archive keys whose CSV rows come out of order, every tenth row twice (SPEC D.1: aggTrades
   2023-05, metrics); the .CHECKSUM matches, as it did for the real files
 - relayout: archive keys whose CSV has an extra column (a changed layout); the .CHECKSUM matches
+- bomb: archive keys whose small zip inflates to 1 GiB (the day's CSV, then zeros); the .CHECKSUM matches
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Faults:
     missing: set[str] = field(default_factory=set)
     shuffled: set[str] = field(default_factory=set)
     relayout: set[str] = field(default_factory=set)
+    bomb: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -65,7 +67,7 @@ class Faults:
                     hang = {} if hang is True else hang
                     self.hang_count = hang.get("count")
                     self.hang_prefix = str(hang.get("prefix", "/"))
-            for name in ("corrupt", "truncated", "missing", "shuffled", "relayout"):
+            for name in ("corrupt", "truncated", "missing", "shuffled", "relayout", "bomb"):
                 if name in spec:
                     getattr(self, name).update(archive_key(p) for p in spec[name] or [])
 
@@ -100,5 +102,5 @@ class Faults:
             "delay": {"ms": self.delay_ms, "count": self.delay_count, "prefix": self.delay_prefix},
             "hang": {"count": self.hang_count, "prefix": self.hang_prefix},
             "corrupt": sorted(self.corrupt), "truncated": sorted(self.truncated), "missing": sorted(self.missing),
-            "shuffled": sorted(self.shuffled), "relayout": sorted(self.relayout),
+            "shuffled": sorted(self.shuffled), "relayout": sorted(self.relayout), "bomb": sorted(self.bomb),
         }

@@ -7,6 +7,7 @@ build_app calls it, so the WS side can be added without touching this file.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import io
 import threading
@@ -130,6 +131,8 @@ async def _archive_file(request: web.Request) -> web.StreamResponse:
     if f.key in faults.shuffled or f.key in faults.relayout:
         data = rewritten_zip(archive.csv_bytes(f), f.filename, shuffle=f.key in faults.shuffled,
                              extra_column=f.key in faults.relayout)
+    if f.key in faults.bomb:
+        data = await asyncio.get_running_loop().run_in_executor(None, bomb_zip, archive.csv_bytes(f), f.filename)
     if f.key in faults.truncated:
         data = data[: len(data) // 2]
     served = data
@@ -141,6 +144,24 @@ async def _archive_file(request: web.Request) -> web.StreamResponse:
         return web.Response(body=checksum_text(data, f.filename), headers=modified,
                             content_type="application/octet-stream")
     return web.Response(body=served, headers=modified, content_type="application/zip")
+
+
+BOMB_BYTES = 1 << 30
+
+
+@functools.lru_cache(maxsize=4)
+def bomb_zip(csv_data: bytes, filename: str) -> bytes:
+    """A zip of about 1 MB whose one member inflates to 1 GiB: the day's CSV, then zeros (streamed in)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        info = zipfile.ZipInfo(filename.removesuffix(".zip") + ".csv", date_time=ZIP_TIME)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with zf.open(info, "w", force_zip64=True) as member:
+            member.write(csv_data)
+            zeros = b"0" * (1 << 20)
+            for _ in range((BOMB_BYTES - len(csv_data)) // len(zeros)):
+                member.write(zeros)
+    return buf.getvalue()
 
 
 def rewritten_zip(csv_data: bytes, filename: str, *, shuffle: bool, extra_column: bool) -> bytes:
