@@ -38,7 +38,11 @@ async def run_service(service: MarketDataService, stop: asyncio.Event | None = N
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread / not supported
             loop.add_signal_handler(sig, stop.set)
-    await service.start()
+    try:
+        await service.start()
+    except BaseException:
+        await service.stop()  # whatever started (connections, writer) is closed and flushed
+        raise
     names = [c.route for c in service.connections]
     log.info("streaming %d streams on %d connections (%s)",
              sum(len(c.specs) for c in service.connections), len(names), ", ".join(names))

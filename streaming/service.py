@@ -314,7 +314,12 @@ class MarketDataService:
         await self._add_streams(specs)
         if self.health_port is not None:
             self.health = HealthServer(self.describe, self.metrics, self.health_host, self.health_port)
-            self.health_port = await self.health.start()
+            try:
+                self.health_port = await self.health.start()
+            except OSError as exc:
+                self.health = None
+                raise InvalidInputError(f"--health-port {self.health_port}: {self.health_host}:{self.health_port} "
+                                        f"cannot be used ({exc.strerror or exc})") from None
             log.info("health on http://%s:%d/health", self.health_host, self.health_port)
         if self.switch_interval_s is not None:
             # The writer thread needs the GIL back after every database round trip; with the default

@@ -96,3 +96,18 @@ async def test_other_processes_get_committed_rows_through_notify(sim, tmp_path):
         with engine.connect() as conn:
             stored = set(conn.execute(sa.select(agg_trades.c.agg_id)).scalars())
         assert set(ids) <= stored  # only committed rows are announced
+
+
+def test_a_health_port_in_use_is_exit_2_naming_it(sim, tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "streaming", "--symbols", "BTCUSDT", "--health-port", str(port),
+             "--spool-dir", str(tmp_path)],
+            env=_env(sim, f"sqlite:///{tmp_path / 'md.db'}"), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert f"--health-port {port}" in result.stderr and "Traceback" not in result.stderr
