@@ -253,8 +253,16 @@ class BanFile:
 
     @classmethod
     def default(cls) -> BanFile:
-        root = os.environ.get("MARKETDATA_STATE_DIR") or os.path.join(
-            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "marketdata")
+        """MARKETDATA_STATE_DIR (environment or MARKETDATA_CONFIG), else $XDG_CACHE_HOME/marketdata."""
+        from marketdata_assets.binance.intervals import InvalidInputError
+        from marketdata_assets.config_file import effective_env
+
+        try:
+            env = effective_env()
+        except InvalidInputError:  # reported by whoever reads the configuration first
+            env = dict(os.environ)
+        root = env.get("MARKETDATA_STATE_DIR") or os.path.join(
+            env.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "marketdata")
         return cls(Path(root) / "upstream-bans.json")
 
     def _load(self) -> dict[str, int]:
