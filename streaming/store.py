@@ -20,8 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -37,6 +35,7 @@ from sqlalchemy.engine import Engine
 
 from marketdata_assets.binance.klines import RawKlines
 from marketdata_assets.redact import one_line
+from marketdata_assets.storage.hung_guard import shutdown_socket
 from marketdata_assets.storage.tables_stream import (
     agg_trades,
     mark_price_updates,
@@ -175,14 +174,8 @@ class StreamStore:
         call blocked on a frozen server returns with an error instead of waiting forever. No lock: the
         blocked thread holds it."""
         for conn in [self._conn, *list(self._in_use)]:
-            if conn is None or getattr(conn, "closed", True):
-                continue
-            with contextlib.suppress(OSError, psycopg.Error):
-                duplicate = socket.socket(fileno=os.dup(conn.fileno()))
-                try:
-                    duplicate.shutdown(socket.SHUT_RDWR)  # acts on the socket: the original fd sees EOF
-                finally:
-                    duplicate.close()
+            if conn is not None and not getattr(conn, "closed", True):
+                shutdown_socket(conn)
 
     def probe(self, timeout_s: int = 2) -> None:
         """Raise DatabaseUnavailable unless a fresh connection answers within `timeout_s`: while the

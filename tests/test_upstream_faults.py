@@ -7,6 +7,9 @@ from __future__ import annotations
 import os
 import subprocess
 
+import pytest
+
+from marketdata_assets.binance.rest import BinanceRestClient
 from tests.support.netfault import freezable_proxy
 from tests.support.ui import BIN
 
@@ -57,3 +60,57 @@ def test_a_decompression_bomb_in_the_archive_is_refused_by_name_and_rest_fills_t
     assert row[2] == "3" and row[8] == "0" and int(row[4]) > 0 and int(row[5]) > 0, result.stdout
     assert int(row[3]) + int(row[7]) == 3 * 1440
     assert peak_mb < 600, f"peak resident {peak_mb:.0f} MB: the 1 GiB member was inflated"
+
+
+@pytest.mark.postgres
+def test_a_database_that_freezes_mid_load_ends_the_command_and_a_rerun_completes_it(sim, tmp_path):
+    """The server stops answering with the sockets open (its statement_timeout never fires): the client-side
+    bound (hung_guard, a little above the URL's 2 s statement timeout) ends `download` with one line and
+    exit 1; after the thaw a re-run stores the rest, and the days stored before the freeze are intact."""
+    import time
+
+    import sqlalchemy as sa
+
+    from marketdata_assets.storage.engine import make_engine
+    from marketdata_assets.storage.tables import kline_data
+    from tests.support.streaming import pg_database
+
+    def stored(url: str) -> int:
+        engine = make_engine(url)
+        try:
+            with engine.connect() as conn:
+                return conn.execute(sa.select(sa.func.count()).select_from(kline_data)).scalar_one()
+        finally:
+            engine.dispose()
+
+    with pg_database() as (url, _name), freezable_proxy() as proxy:
+        via_proxy = sa.engine.make_url(url).set(port=proxy.port).update_query_dict(
+            {"options": "-c statement_timeout=2s"}).render_as_string(hide_password=False)
+        env = {k: v for k, v in os.environ.items() if k not in ("MARKETDATA_CONFIG", "DAGSTER_HOME")}
+        env.update(sim.env(), DATABASE_URL=via_proxy)
+        command = [str(BIN / "marketdata"), "download", "--no-progress", "--symbols", "BTCUSDT", "--intervals",
+                   "1m", "--start", "2024-01-01", "--end", "2024-03-31"]
+        load = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 120
+            while stored(url) < 1440:
+                assert load.poll() is None, load.communicate()
+                assert time.monotonic() < deadline, "no day stored"
+                time.sleep(0.05)  # polling the database from outside the process
+            proxy.freeze()
+            before = stored(url)
+            out, err = load.communicate(timeout=120)  # would wait forever without the bound
+        finally:
+            if load.poll() is None:
+                load.kill()
+        assert load.returncode == 1, out + err
+        assert "a database call has not returned" in err and "stopped after" in err and "Traceback" not in err, err
+        assert stored(url) == before  # nothing stored was lost
+        proxy.thaw()
+        rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        row = next(line.split() for line in rerun.stdout.splitlines() if line.startswith("BTCUSDT"))
+        assert row[8] == "0", rerun.stdout  # no day failed
+        with BinanceRestClient(sim.url) as rest:
+            truth = len(rest.klines("BTCUSDT", "1m", 1704067200000, 1711929600000))  # 2024-01-01 .. 03-31
+        assert stored(url) == truth

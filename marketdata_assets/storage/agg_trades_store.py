@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from marketdata_assets.binance.agg_trades import AggTradeBatch, AggTradesFormatError
 from marketdata_assets.binance.intervals import DAY_MS, day_start_ms
+from marketdata_assets.storage.hung_guard import guarded
 from marketdata_assets.storage.ledger import LedgerRow, upsert_ledger
 from marketdata_assets.storage.sql_time import epoch_ms, ms_to_timestamptz
 from marketdata_assets.storage.tables_stream import agg_trades
@@ -86,9 +87,8 @@ class AggTradeStore:
         return written
 
     def _write_pg(self, conn: Connection, batch: AggTradeBatch) -> int:
-        driver: psycopg.Connection = conn.connection.driver_connection  # type: ignore[assignment]
         try:
-            with driver.cursor() as cursor, cursor.copy(_COPY) as copy:
+            with guarded(conn) as driver, driver.cursor() as cursor, cursor.copy(_COPY) as copy:
                 copy.write(batch.csv)
         except (psycopg.errors.DataError, psycopg.errors.BadCopyFileFormat) as error:
             raise AggTradesFormatError(f"{batch.symbol} aggTrades ({batch.source}): {error.diag.message_primary} "

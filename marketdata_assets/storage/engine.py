@@ -11,6 +11,7 @@ from sqlalchemy.exc import ArgumentError
 
 from marketdata_assets.binance.intervals import InvalidInputError
 from marketdata_assets.redact import mask_credentials
+from marketdata_assets.storage.hung_guard import attach, statement_timeout_s
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 PG_CONNECT_TIMEOUT_S = 10  # libpq connect_timeout; `?connect_timeout=N` in DATABASE_URL overrides it
@@ -71,7 +72,8 @@ def make_engine(url: str | URL, *, schema: str | None = None, **kwargs: Any) -> 
     """An Engine for the store.
 
     PostgreSQL: psycopg 3, pool_pre_ping, a connect timeout (PG_CONNECT_TIMEOUT_S) and a statement timeout
-    (PG_STATEMENT_TIMEOUT_S); `schema` sets the search_path (tests use a fresh schema each).
+    (PG_STATEMENT_TIMEOUT_S), with a client-side bound a little above it (hung_guard: a frozen server);
+    `schema` sets the search_path (tests use a fresh schema each).
     SQLite: creates the file's folder and sets WAL, synchronous=NORMAL, foreign keys and a busy timeout.
     """
     parsed = normalise_url(url)
@@ -99,4 +101,10 @@ def make_engine(url: str | URL, *, schema: str | None = None, **kwargs: Any) -> 
     if options:
         connect_args["options"] = " ".join([connect_args.get("options", ""), *options]).strip()
     kwargs["connect_args"] = connect_args
-    return sa.create_engine(parsed, **kwargs)
+    engine = sa.create_engine(parsed, **kwargs)
+    given = parsed.query.get("options")
+    timeout = PG_STATEMENT_TIMEOUT_S if not given else statement_timeout_s(
+        " ".join(given) if isinstance(given, tuple) else given)
+    if timeout:  # a server that applies a statement timeout and still does not answer is frozen
+        attach(engine, timeout)
+    return engine

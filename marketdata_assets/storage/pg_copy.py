@@ -12,14 +12,15 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from marketdata_assets.storage.hung_guard import guarded
+
 
 def copy_out_csv(conn: Connection, query: sa.Select) -> io.BytesIO:
     """The rows of `query` as CSV (no header) in a buffer positioned at its start; empty when no rows."""
     compiled = query.compile(dialect=conn.dialect)
     statement = psycopg.sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(psycopg.sql.SQL(str(compiled)))
-    driver: psycopg.Connection = conn.connection.driver_connection  # type: ignore[assignment]
     buffer = io.BytesIO()
-    with driver.cursor() as cursor, cursor.copy(statement, compiled.params) as copy:
+    with guarded(conn) as driver, driver.cursor() as cursor, cursor.copy(statement, compiled.params) as copy:
         for chunk in copy:
             buffer.write(chunk)
     buffer.seek(0)

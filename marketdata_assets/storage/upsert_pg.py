@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 
 from marketdata_assets.binance.klines import KlineFormatError, RawKlines
 from marketdata_assets.storage import kline_text
+from marketdata_assets.storage.hung_guard import guarded
 from marketdata_assets.storage.sql_time import ms_to_timestamptz
 from marketdata_assets.storage.tables import kline_data
 from marketdata_assets.storage.upsert_rule import KEY_COLUMNS, rewrite_condition, rewrite_values, unique_key
@@ -127,9 +128,8 @@ def _copy_batch(conn: Connection, raw: RawKlines) -> int:
     kline_text.check_characters(raw, body)
     prefix = f"{raw.symbol},{raw.interval},{raw.source},".encode("ascii")
     data = prefix + body[:-1].replace(b"\n", b"\n" + prefix) + b"\n"
-    driver: psycopg.Connection = conn.connection.driver_connection  # type: ignore[assignment]
     try:
-        with driver.cursor() as cursor, cursor.copy(_COPY) as copy:
+        with guarded(conn) as driver, driver.cursor() as cursor, cursor.copy(_COPY) as copy:
             copy.write(data)
     except (psycopg.errors.DataError, psycopg.errors.BadCopyFileFormat) as error:
         diag = error.diag
