@@ -14,7 +14,7 @@ import re
 import threading
 import zipfile
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from xml.sax.saxutils import escape
@@ -293,8 +293,11 @@ class Archive:
             elif path.startswith(prefix) and path > marker:
                 yield path, False
 
-    def listing_xml(self, prefix: str = "", delimiter: str = "", marker: str = "", max_keys: int = 1000) -> bytes:
-        """An S3 ListObjects (v1) result for the bucket (SPEC C.4)."""
+    def listing_xml(self, prefix: str = "", delimiter: str = "", marker: str = "", max_keys: int = 1000,
+                    modified: Mapping[str, int] | None = None) -> bytes:
+        """An S3 ListObjects (v1) result for the bucket (SPEC C.4); `modified` overrides LastModified by key
+        (files rewritten later: the `republished` fault)."""
+        modified = modified or {}
         max_keys = max(0, min(max_keys, 1000))
         items: list[tuple[str, bool]] = []
         truncated = False
@@ -319,7 +322,8 @@ class Archive:
             f = self.parse_key(path)
             if f is None:
                 continue
-            out.append(f"<Contents><Key>{escape(path)}</Key><LastModified>{_iso(last_modified(self.market, f))}"
+            out.append(f"<Contents><Key>{escape(path)}</Key><LastModified>"
+                       f"{_iso(modified.get(f.key) or last_modified(self.market, f))}"
                        f"</LastModified><Size>{self._size_of(f, path)}</Size>"
                        "<StorageClass>STANDARD</StorageClass></Contents>")
         for path, is_folder in items:

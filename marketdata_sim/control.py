@@ -34,7 +34,7 @@ async def faults(request: web.Request) -> web.Response:
     state = request.app[FAULTS_KEY]
     if request.method == "POST":
         try:
-            state.update(await _json(request))
+            state.update(await _json(request), request.app[MARKET_KEY].now_ms)
         except (TypeError, ValueError, AttributeError) as exc:
             raise web.HTTPBadRequest(text=f"bad fault description: {exc}") from None
     return web.json_response(state.describe())
@@ -83,6 +83,7 @@ async def reset(request: web.Request) -> web.Response:
     request.app[LIMITER_KEY].reset()
     request.app[STATE_KEY].status_counts.clear()
     request.app[STATE_KEY].archive_requests = 0
+    request.app[STATE_KEY].listing_requests = request.app[STATE_KEY].checksum_requests = 0
     request.app[FAULTS_KEY].update({"clear": True})
     return web.json_response({"ok": True})
 

@@ -10,6 +10,8 @@
   2023-05, metrics); the .CHECKSUM matches, as it did for the real files
 - relayout: archive keys whose CSV has an extra column (a changed layout); the .CHECKSUM matches
 - bomb: archive keys whose small zip inflates to 1 GiB (the day's CSV, then zeros); the .CHECKSUM matches
+- republished: archive keys rewritten at the market's current time (SPEC C.2: archived files may be updated
+  later): the same rows zipped anew, so a new .CHECKSUM, and that time as LastModified (headers, listing)
 """
 
 from __future__ import annotations
@@ -40,12 +42,14 @@ class Faults:
     shuffled: set[str] = field(default_factory=set)
     relayout: set[str] = field(default_factory=set)
     bomb: set[str] = field(default_factory=set)
+    republished: dict[str, int] = field(default_factory=dict)  # key -> LastModified (market ms)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
 
-    def update(self, spec: dict) -> None:
-        """Merge a JSON fault description (see module doc) into the current switches."""
+    def update(self, spec: dict, now_ms: int | None = None) -> None:
+        """Merge a JSON fault description (see module doc) into the current switches; `now_ms` is the
+        market's clock (when a republished file was rewritten)."""
         with self._lock:
             if spec.get("clear"):
                 self.__init__()  # type: ignore[misc]
@@ -70,6 +74,10 @@ class Faults:
             for name in ("corrupt", "truncated", "missing", "shuffled", "relayout", "bomb"):
                 if name in spec:
                     getattr(self, name).update(archive_key(p) for p in spec[name] or [])
+            if "republished" in spec:
+                if now_ms is None:
+                    raise ValueError("republished needs the market's clock")
+                self.republished.update({archive_key(p): int(now_ms) for p in spec["republished"] or []})
 
     def take_error(self, path: str) -> int | None:
         with self._lock:
@@ -103,4 +111,5 @@ class Faults:
             "hang": {"count": self.hang_count, "prefix": self.hang_prefix},
             "corrupt": sorted(self.corrupt), "truncated": sorted(self.truncated), "missing": sorted(self.missing),
             "shuffled": sorted(self.shuffled), "relayout": sorted(self.relayout), "bomb": sorted(self.bomb),
+            "republished": dict(sorted(self.republished.items())),
         }

@@ -37,6 +37,8 @@ class SimState:
     limits: LimitConfig
     status_counts: Counter = field(default_factory=Counter)
     archive_requests: int = 0
+    listing_requests: int = 0
+    checksum_requests: int = 0
     release: asyncio.Event = field(default_factory=asyncio.Event)  # set at shutdown: hung requests end
 
 
@@ -131,6 +133,8 @@ async def _archive_file(request: web.Request) -> web.StreamResponse:
     if f.key in faults.shuffled or f.key in faults.relayout:
         data = rewritten_zip(archive.csv_bytes(f), f.filename, shuffle=f.key in faults.shuffled,
                              extra_column=f.key in faults.relayout)
+    if f.key in faults.republished:
+        data = rewritten_zip(archive.csv_bytes(f), f.filename, shuffle=False, extra_column=False)
     if f.key in faults.bomb:
         data = await asyncio.get_running_loop().run_in_executor(None, bomb_zip, archive.csv_bytes(f), f.filename)
     if f.key in faults.truncated:
@@ -139,8 +143,9 @@ async def _archive_file(request: web.Request) -> web.StreamResponse:
     if f.key in faults.corrupt:
         mid = len(data) // 2
         served = data[:mid] + bytes(b ^ 0xFF for b in data[mid:mid + 16]) + data[mid + 16:]
-    modified = {"Last-Modified": http_date(last_modified(archive.market, f))}
+    modified = {"Last-Modified": http_date(faults.republished.get(f.key) or last_modified(archive.market, f))}
     if key.endswith(".CHECKSUM"):
+        app[STATE_KEY].checksum_requests += 1
         return web.Response(body=checksum_text(data, f.filename), headers=modified,
                             content_type="application/octet-stream")
     return web.Response(body=served, headers=modified, content_type="application/zip")
@@ -189,8 +194,9 @@ async def _listing(request: web.Request) -> web.Response:
     except ValueError:
         max_keys = 1000
     request.app[STATE_KEY].archive_requests += 1
+    request.app[STATE_KEY].listing_requests += 1
     body = request.app[ARCHIVE_KEY].listing_xml(q.get("prefix", ""), q.get("delimiter", ""), q.get("marker", ""),
-                                                 max_keys)
+                                                 max_keys, modified=request.app[FAULTS_KEY].republished)
     return web.Response(body=body, content_type="application/xml")
 
 
@@ -233,6 +239,8 @@ def stats_of(app: web.Application) -> dict:
     state = app[STATE_KEY]
     out["status_counts"] = {str(k): v for k, v in state.status_counts.items()}
     out["archive_requests"] = state.archive_requests
+    out["archive_listing_requests"] = state.listing_requests
+    out["archive_checksum_requests"] = state.checksum_requests
     out["now_ms"] = app[MARKET_KEY].now_ms
     return out
 
@@ -333,7 +341,7 @@ class SimServer:
 
     def set_faults(self, **spec: object) -> None:
         """e.g. set_faults(error_burst={"count": 2, "status": 503}), set_faults(clear=True)."""
-        self.app[FAULTS_KEY].update(spec)
+        self.app[FAULTS_KEY].update(spec, self.market.now_ms)
 
     def set_now(self, now: int | str | None) -> None:
         self.market.set_now(now)
@@ -350,6 +358,7 @@ class SimServer:
         self.app[LIMITER_KEY].reset()
         self.app[STATE_KEY].status_counts.clear()
         self.app[STATE_KEY].archive_requests = 0
+        self.app[STATE_KEY].listing_requests = self.app[STATE_KEY].checksum_requests = 0
         self.app[FAULTS_KEY].update({"clear": True})
 
 

@@ -59,7 +59,8 @@ def test_download_prints_rows_and_gaps_and_a_rerun_changes_nothing(run, sim):
                  "--start", "2024-02-09", "--end", "2024-02-11")
     assert second.exit_code == 0, second.output
     assert "rows inserted 0, updated 0" in second.output
-    assert "0 day(s) stored; 12 skipped: unchanged (archive checksum as recorded; --force reloads)" in second.output
+    assert ("0 day(s) stored; 12 skipped: unchanged (archive checksum as recorded: 12 not asked (confirmed "
+            "within 30 days); --verify asks the archive again, --force reloads)") in second.output
     assert sim.stats()["count_418"] == 0
 
 

@@ -291,12 +291,13 @@ class ArchiveClient:
         text = self._download(path + ".CHECKSUM")
         return None if text is None else parse_checksum(text, path)
 
-    def fetch(self, path: str) -> ArchiveFile | None:
+    def fetch(self, path: str, expected: str | None = None) -> ArchiveFile | None:
         """The verified CSV of an archive zip, or None when the file (or its checksum) is not published yet.
+        `expected`: its .CHECKSUM, when the caller has just read it.
 
         Raises ChecksumMismatchError (the data is never returned) or CorruptArchiveError.
         """
-        expected = self.fetch_checksum(path)
+        expected = expected or self.fetch_checksum(path)
         if expected is None:
             return None
         data = self._download(path)
@@ -307,21 +308,22 @@ class ArchiveClient:
             raise ChecksumMismatchError(path, expected, actual)
         return ArchiveFile(path, actual, unzip_single_csv(data, path))
 
-    def daily_klines(self, symbol: str, interval: str, day: str | date,
-                     kind: str = "klines") -> tuple[RawKlines, str] | None:
+    def daily_klines(self, symbol: str, interval: str, day: str | date, kind: str = "klines",
+                     expected: str | None = None) -> tuple[RawKlines, str] | None:
         """One UTC day of klines (or mark/index/premium klines) and the zip's sha256; None if unpublished."""
         if kind not in KLINE_DATA_TYPES:
             raise InvalidInputError(f"unknown kline kind {kind!r}: expected one of {', '.join(KLINE_DATA_TYPES)}")
         path = archive_path(kind, symbol, day, interval=interval, period="daily")
-        got = self.fetch(path)
+        got = self.fetch(path, expected)
         if got is None:
             return None
         return raw_klines_from_csv(got.csv_bytes, symbol, interval, source="archive", name=path), got.sha256
 
-    def _list(self, prefix: str) -> tuple[list[ArchiveKey], list[str]]:
+    def _list(self, prefix: str, start_after: str | None = None,
+              stop_after: str | None = None) -> tuple[list[ArchiveKey], list[str]]:
         keys: list[ArchiveKey] = []
         prefixes: list[str] = []
-        marker: str | None = None
+        marker: str | None = start_after
         while True:
             params = {"delimiter": "/", "prefix": prefix}
             if marker:
@@ -335,7 +337,7 @@ class ArchiveClient:
             page = parse_listing(response.content)
             keys.extend(page.keys)
             prefixes.extend(page.prefixes)
-            if not page.is_truncated:
+            if not page.is_truncated or (stop_after is not None and page.keys and page.keys[-1].key > stop_after):
                 return keys, prefixes
             following = page.next_marker or max(
                 [k.key for k in page.keys] + page.prefixes, default=None
@@ -344,9 +346,12 @@ class ArchiveClient:
                 raise ArchiveError(f"bucket listing of {prefix!r} is truncated but gives no next marker")
             marker = following
 
-    def list_keys(self, prefix: str) -> list[ArchiveKey]:
-        """Every object directly under `prefix` (all pages, following `marker`)."""
-        return self._list(prefix)[0]
+    def list_keys(self, prefix: str, *, start_after: str | None = None,
+                  stop_after: str | None = None) -> list[ArchiveKey]:
+        """Every object directly under `prefix` (all pages, following `marker`); keys sort by name, so
+        `start_after` skips to a range and `stop_after` ends the paging once a page passes it (a folder
+        since 2019 is six pages; a year of it, one)."""
+        return self._list(prefix, start_after, stop_after)[0]
 
     def list_prefixes(self, prefix: str) -> list[str]:
         """The 'folders' directly under `prefix` (e.g. the symbols of a data type)."""

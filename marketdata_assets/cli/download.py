@@ -90,6 +90,9 @@ def summary_table(results: list[DayResult]) -> str:
 @click.option("--end", help="Last UTC day, YYYY-MM-DD, inclusive (default: today).")
 @click.option("--days", type=int, help="The last N days up to today instead of --start/--end.")
 @click.option("--force", is_flag=True, help="Reload days whose archive checksum is unchanged.")
+@click.option("--verify", is_flag=True,
+              help="Ask the archive for every recorded day's checksum (a re-run otherwise trusts settled days "
+                   "confirmed within 30 days and checks older ones by one bucket listing).")
 @click.option("--source", type=click.Choice(["auto", "archive", "rest"]), default="auto", show_default=True,
               help="auto: the archive for settled days, REST for the rest and every hole; archive: the archive "
                    "only (no REST request; holes stay fillable); rest: REST only.")
@@ -97,7 +100,7 @@ def summary_table(results: list[DayResult]) -> str:
 @click.option("--in-dagster", is_flag=True,
               help="Run the Dagster kline assets and their checks in this process (recorded in DAGSTER_HOME).")
 @settings_options
-def download_command(symbols, intervals, start, end, days, force, source, no_progress, in_dagster,
+def download_command(symbols, intervals, start, end, days, force, verify, source, no_progress, in_dagster,
                      **flags) -> None:
     """Download klines into the database: archive for settled days, REST for the rest and every hole."""
     settings = settings_from_flags(**flags)
@@ -148,7 +151,7 @@ def download_command(symbols, intervals, start, end, days, force, source, no_pro
             try:
                 for symbol in wanted:
                     for interval in chosen:
-                        loaders[interval].load(symbol, day_list, force=force, progress=advance)
+                        loaders[interval].load(symbol, day_list, force=force, verify=verify, progress=advance)
             except Exception as exc:  # noqa: BLE001 - reported below; committed days stay intact
                 failure = exc
         click.echo(summary_table(results))
@@ -157,7 +160,8 @@ def download_command(symbols, intervals, start, end, days, force, source, no_pro
     for result in failed[:20]:
         click.echo(f"failed: {result.label}: {result.error}", err=True)
     written: Counter[str] = sum((loader.written for loader in loaders.values()), Counter())
-    click.echo(closing_line(results, written))
+    rechecked: Counter[str] = sum((loader.rechecked for loader in loaders.values()), Counter())
+    click.echo(closing_line(results, written, rechecked))
     if failure is not None:
         from marketdata_assets.redact import one_line
 
@@ -169,7 +173,7 @@ def download_command(symbols, intervals, start, end, days, force, source, no_pro
         raise SystemExit(1)
 
 
-def closing_line(results: list[DayResult], written: Counter[str]) -> str:
+def closing_line(results: list[DayResult], written: Counter[str], rechecked: Counter[str] | None = None) -> str:
     """What the load did, in words: days stored, skipped and why, failed; then what the writes changed."""
     by_status = Counter(str(r.status) for r in results)
     stored = by_status["complete"] + by_status["incomplete"]
@@ -177,8 +181,11 @@ def closing_line(results: list[DayResult], written: Counter[str]) -> str:
     if by_status["incomplete"]:
         parts[0] += f" ({by_status['incomplete']} not settled yet)"
     if by_status["unchanged"]:
-        parts.append(f"{by_status['unchanged']} skipped: unchanged (archive checksum as recorded; --force "
-                     "reloads)")
+        from marketdata_assets.ingest.archive_recheck import describe_rechecks
+
+        how = describe_rechecks(rechecked or {})
+        parts.append(f"{by_status['unchanged']} skipped: unchanged (archive checksum as recorded"
+                     f"{': ' + how if how else ''}; --verify asks the archive again, --force reloads)")
     if by_status["out_of_range"]:
         parts.append(f"{by_status['out_of_range']} outside the symbol's trading range")
     if by_status["failed"]:

@@ -2,8 +2,9 @@
 
 `marketdata download` and the Dagster kline assets both call `KlineLoader.load`. Per day:
 1. out of range (before listing, after delisting, not begun) -> ledger `out_of_range`, nothing fetched;
-2. a closed day whose archive checksum equals the ledger's (its rows all still stored, its checks not failed)
-   -> `unchanged`;
+2. a closed day whose archive checksum is recorded (its rows all still stored, its checks not failed) ->
+   `unchanged`, asking the archive only as ingest/archive_recheck.py says (nothing for a settled day
+   confirmed this month; `verify=True` asks every day's .CHECKSUM);
 3. archive file (checksum verified) -> rows; every hole in it is asked of REST (freqtrade's archive-first
    download with a REST fallback that never leaves a hole); a missing, corrupt or mismatching file -> REST;
 4. what REST does not have either is an exchange gap (DESIGN.md section 5), recorded, not retried.
@@ -21,7 +22,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
 import numpy as np
@@ -41,6 +42,14 @@ from marketdata_assets.binance.intervals import (
 from marketdata_assets.binance.kline_kinds import KLINE_KINDS
 from marketdata_assets.binance.klines import KlineFormatError, RawKlines, concat
 from marketdata_assets.binance.rest import BinanceRestClient
+from marketdata_assets.ingest.archive_recheck import (
+    CHECKSUM,
+    LISTING,
+    TRUSTED,
+    Recheck,
+    how_to_recheck,
+    unmodified_by_listing,
+)
 from marketdata_assets.ingest.base import ExchangeLoader
 from marketdata_assets.ingest.contract import DayResult
 from marketdata_assets.ingest.days import describe, failed_result, out_of_range_result
@@ -77,6 +86,8 @@ class _DayPlan:
     closed: bool  # the whole in-range window is in the past
     parts: list[RawKlines] = field(default_factory=list)
     result: DayResult | None = None
+    # how an unchanged day was vouched for: TRUSTED (not asked), LISTING or CHECKSUM (asked: recorded)
+    confirmed_by: str | None = None
 
 
 class KlineLoader(ExchangeLoader):
@@ -112,6 +123,8 @@ class KlineLoader(ExchangeLoader):
         self.fetch_workers = fetch_workers
         # rows inserted / updated / left unchanged by this loader's writes (the store counts per batch)
         self.written: Counter[str] = Counter()
+        # unchanged days by how they were vouched for (TRUSTED / LISTING / CHECKSUM): the CLI's closing line
+        self.rechecked: Counter[str] = Counter()
 
     @property
     def signed_prices(self) -> bool:
@@ -130,9 +143,13 @@ class KlineLoader(ExchangeLoader):
         days: Sequence[date],
         *,
         force: bool = False,
+        verify: bool = False,
         progress: Callable[[DayResult], None] | None = None,
     ) -> list[DayResult]:
         """Load every day of `days`; returns one DayResult per day, in day order.
+
+        `force` reloads every day; `verify` asks the archive whether each recorded day's file still
+        carries its checksum (a re-run otherwise trusts a settled day confirmed within the month).
 
         A day that fails (validation, or every source failing) is reported `failed` with its cause and not
         stored; the other days are. Database errors propagate: what was committed before stays intact.
@@ -142,13 +159,17 @@ class KlineLoader(ExchangeLoader):
         ordered = sorted(set(days))
         chunks = [ordered[i : i + self.batch_days] for i in range(0, len(ordered), self.batch_days)]
         results: list[DayResult] = []
+        # one reading of the exchange's clock for the call: a later one could only close more bars
+        now = self.now_ms() if chunks else 0
         # while one chunk is written (the database works, the GIL is free) the next one is fetched and validated
         with ThreadPoolExecutor(max_workers=1) as ahead:
-            pending = ahead.submit(self._prepare_chunk, info, interval, chunks[0], force) if chunks else None
+            pending = ahead.submit(self._prepare_chunk, info, interval, chunks[0], now, force, verify) \
+                if chunks else None
             for index in range(len(chunks)):
-                plans, now = pending.result()
+                plans = pending.result()
                 following = chunks[index + 1] if index + 1 < len(chunks) else None
-                pending = ahead.submit(self._prepare_chunk, info, interval, following, force) if following else None
+                pending = ahead.submit(self._prepare_chunk, info, interval, following, now, force, verify) \
+                    if following else None
                 try:
                     chunk_results = self._store(info, interval, plans, now)
                 except BaseException:
@@ -172,13 +193,13 @@ class KlineLoader(ExchangeLoader):
         closed = hi == end or (info.delivery_ms is not None and info.delivery_ms <= now and hi > lo)
         return _DayPlan(day, lo, max(hi, lo), closed)
 
-    def _prepare_chunk(self, info: SymbolInfo, interval: str, days: list[date],
-                       force: bool) -> tuple[list[_DayPlan], int]:
+    def _prepare_chunk(self, info: SymbolInfo, interval: str, days: list[date], now: int,
+                       force: bool, verify: bool) -> list[_DayPlan]:
         """Fetch and validate a chunk of days; nothing is written yet."""
         symbol = info.symbol
-        now = self.now_ms()
         plans = [self._plan(info, interval, day, now) for day in days]
-        known = {} if force else self._unchanged_candidates(symbol, interval, days)
+        known = {} if force or self.archive is None else self._unchanged_candidates(symbol, interval, days)
+        known = self._settle_known(symbol, plans, known, now, verify)
 
         def fetch(plan: _DayPlan) -> None:
             try:
@@ -200,7 +221,26 @@ class KlineLoader(ExchangeLoader):
         except InvalidSymbolError as exc:
             raise InvalidInputError(f"{symbol}: {exc}") from exc
         self._validate(interval, [p for p in plans if p.result is not None and p.result.status == DayStatus.COMPLETE])
-        return plans, now
+        return plans
+
+    def _settle_known(self, symbol: str, plans: list[_DayPlan], known: dict[date, LedgerRow], now: int,
+                      verify: bool) -> dict[date, LedgerRow]:
+        """Days the ledger vouches for become `unchanged` without a request, or after one listing of the
+        folder (archive_recheck.py); returns the ones whose .CHECKSUM must still be asked."""
+        closed = {p.day: p for p in plans if p.closed and p.day in known}
+        how = {day: how_to_recheck(known[day], now, verify) for day in closed}
+        listed = {day: known[day] for day, way in how.items() if way == Recheck.LIST}
+        unmodified = unmodified_by_listing(self.archive, self.kind, symbol, self.interval, listed) \
+            if listed and self.archive is not None else set()
+        ask: dict[date, LedgerRow] = {}
+        for day, plan in closed.items():
+            if how[day] == Recheck.TRUST or day in unmodified:
+                plan.result = DayResult.from_ledger(known[day], status=DayStatus.UNCHANGED)
+                plan.result.error = None
+                plan.confirmed_by = LISTING if day in unmodified else TRUSTED
+            else:
+                ask[day] = known[day]
+        return ask
 
     def _unchanged_candidates(self, symbol: str, interval: str, days: list[date]) -> dict[date, LedgerRow]:
         """Ledger rows of days that hold an archive checksum and whose rows the store still has; a day whose
@@ -228,13 +268,16 @@ class KlineLoader(ExchangeLoader):
         archived: RawKlines | None = None
         if plan.closed and self.archive is not None:
             try:
-                if known is not None and self.archive.fetch_checksum(
-                    self.archive.archive_path(self.kind, symbol, plan.day, interval=interval)
-                ) == known.archive_checksum:
-                    plan.result = DayResult.from_ledger(known, status=DayStatus.UNCHANGED)
-                    plan.result.error = None
-                    return
-                got = self.archive.daily_klines(symbol, interval, plan.day, **self._kind_arg)
+                published = None
+                if known is not None:
+                    published = self.archive.fetch_checksum(
+                        self.archive.archive_path(self.kind, symbol, plan.day, interval=interval))
+                    if published == known.archive_checksum:
+                        plan.result = DayResult.from_ledger(known, status=DayStatus.UNCHANGED)
+                        plan.result.error = None
+                        plan.confirmed_by = CHECKSUM
+                        return
+                got = self.archive.daily_klines(symbol, interval, plan.day, expected=published, **self._kind_arg)
                 if got is None:
                     notes.append("archive file not published yet: loaded from REST")
                 else:
@@ -329,13 +372,18 @@ class KlineLoader(ExchangeLoader):
             results.append(result)
         to_write = [p for p in plans if p.result is not None
                     and p.result.status in (DayStatus.COMPLETE, DayStatus.INCOMPLETE)]
-        ledger = [p.result.ledger_row() for p in plans
-                  if p.result is not None and p.result.status != DayStatus.UNCHANGED]
+        checked_at = ms_to_datetime(now)
+        ledger = [replace(p.result.ledger_row(), archive_checked_at=checked_at if p.result.archive_checksum else None)
+                  for p in plans if p.result is not None and p.result.status != DayStatus.UNCHANGED]
+        confirmed = [p.day for p in plans if p.confirmed_by in (LISTING, CHECKSUM)]
+        self.rechecked.update(p.confirmed_by for p in plans if p.confirmed_by)
         by_source: dict[str, list[RawKlines]] = {}
         for plan in to_write:
             for part in plan.parts:
                 by_source.setdefault(part.source, []).append(part)
         batches = [concat(parts) for parts in by_source.values()]
+        if confirmed:
+            self.repo.record_archive_checked(self.dataset, info.symbol, interval, confirmed, checked_at)
         if batches or ledger:
             outcome = self.repo.upsert_klines(batches, ledger_rows=ledger, kind=self.kind)
             self.written["inserted"] += outcome.inserted

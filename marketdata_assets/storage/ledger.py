@@ -80,6 +80,8 @@ class LedgerRow:
     repair_attempts: int | None = None
     last_error: str | None = None
     updated_at: datetime | None = None
+    # exchange time the archive file was last known to carry `archive_checksum` (loaded or confirmed)
+    archive_checked_at: datetime | None = None
     # computed by `upsert_ledger` from the stored rows (what a caller passes is not used)
     content_digest: str | None = None
 
@@ -108,6 +110,7 @@ class LedgerRow:
             "last_error": self.last_error,
             "updated_at": self.updated_at or now,
             "content_digest": self.content_digest,
+            "archive_checked_at": self.archive_checked_at,
         }
 
 
@@ -249,6 +252,22 @@ def record_content_digests(engine: Engine, dataset: str, symbol: str, interval: 
                  .values(content_digest=sa.bindparam("b_digest")))
     with engine.begin() as conn:
         conn.execute(statement, [{"b_day": day, "b_digest": digest} for day, digest in digests.items()])
+
+
+def record_archive_checked(conn: Connection, dataset: str, symbol: str, interval: str, days: Iterable[date],
+                           at: datetime) -> None:
+    """The archive files of these days were found unchanged at `at` (exchange time): by their .CHECKSUM or
+    by the bucket listing's LastModified. One statement; rows without a checksum are left alone."""
+    wanted = sorted(set(days))
+    if not wanted:
+        return
+    t = partition_ledger.c
+    conn.execute(
+        sa.update(partition_ledger)
+        .where(t.dataset == dataset, t.symbol == symbol, t.interval == interval, t.day.in_(wanted),
+               t.archive_checksum.is_not(None))
+        .values(archive_checked_at=at)
+    )
 
 
 def repair_state(engine: Engine, dataset: str, symbol: str, interval: str, day: date) -> tuple[int, str | None]:

@@ -189,6 +189,11 @@ class MarketDataRepository:
         with self.engine.connect() as conn:
             return ledger.ledger_checksums(conn, dataset, symbol, interval, days)
 
+    def record_archive_checked(self, dataset: str, symbol: str, interval: str, days: Iterable[date],
+                               at: datetime) -> None:
+        with self.engine.begin() as conn:
+            ledger.record_archive_checked(conn, dataset, symbol, interval, days, at)
+
     def record_repair_attempt(self, dataset: str, symbol: str, interval: str, day: date | str,
                               error: str | None = None) -> int | None:
         with self.engine.begin() as conn:

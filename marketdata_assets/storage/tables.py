@@ -72,6 +72,8 @@ partition_ledger = sa.Table(
     sa.Column("updated_at", UtcTimestamp(), nullable=False),
     # sha256 of the day's rows as its load stored them (storage/day_content.py); None: loaded before 0007
     sa.Column("content_digest", sa.String(64), nullable=True),
+    # exchange time the archive file was last known to carry archive_checksum (None: before 0008)
+    sa.Column("archive_checked_at", UtcTimestamp(), nullable=True),
     # the values of storage.ledger.LedgerStatus (a test holds them equal)
     sa.CheckConstraint(
         "status IN ('complete', 'incomplete', 'failed', 'out_of_range')", name="ck_partition_ledger_status"
