@@ -152,8 +152,8 @@ def test_an_invalid_bar_fails_its_day_only(loader, repo, sim, monkeypatch):
     days = [date(2024, 3, 1), date(2024, 3, 2)]
     original = loader.archive.daily_klines
 
-    def broken(symbol, interval, day):
-        raw, checksum = original(symbol, interval, day)
+    def broken(symbol, interval, day, **options):
+        raw, checksum = original(symbol, interval, day, **options)
         if day == days[1]:  # a bar whose low is above its high: the schema must refuse the whole day
             lines = raw.csv.splitlines(keepends=True)
             fields = lines[3].split(b",")

@@ -31,6 +31,7 @@ from marketdata_assets.binance.intervals import InvalidInputError
 from marketdata_assets.binance.klines import raw_klines_from_rest
 from marketdata_assets.binance.ratelimit import WeightBudget
 from marketdata_assets.binance.rest import (
+    KLINE_PAGE_LIMIT,
     BinanceRestClient,
     depth_weight,
     estimate_bars,
@@ -276,6 +277,21 @@ def test_klines_across_an_outage_equal_the_exchange(sim):
     stats = sim.stats()
     assert stats["requests"]["/fapi/v1/klines"] == 3  # 499 + 499 + the rest, weight 2 each
     assert stats["total_weight"] == 3 * 2 + 1  # + one /time for the closed-bar check
+
+
+def test_thirty_days_of_pages_asked_at_once_equal_the_exchange_at_the_same_weight(sim):
+    """87 pages asked four at a time: the same bars as one page after the other, the same requests."""
+    start, end = utc_ms(2024, 1, 20), utc_ms(2024, 2, 19)
+    client, _ = sim_client(sim)
+    with client:
+        assert client.page_workers == 4
+        raw = client.klines("BTCUSDT", "1m", start, end)
+    assert len(raw) == 30 * 1440 - 25  # the outage on 2024-02-10
+    assert raw.csv == truth(sim, "BTCUSDT", "1m", start, end)
+    stats = sim.stats()
+    pages = -(-30 * 1440 // KLINE_PAGE_LIMIT)
+    assert stats["requests"]["/fapi/v1/klines"] == pages
+    assert stats["total_weight"] == pages * 2 + 1
 
 
 @pytest.mark.parametrize(

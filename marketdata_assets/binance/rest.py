@@ -12,6 +12,7 @@ import calendar
 import logging
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -112,6 +113,15 @@ def kline_page_limit(interval: str, start_ms: int, end_ms: int) -> int:
     return min(KLINE_PAGE_LIMIT, max(1, estimate_bars(interval, start_ms, end_ms)))
 
 
+def page_windows(interval: str, start_ms: int, end_ms: int) -> list[tuple[int, int]]:
+    """[start, end) cut into windows of one full page each (KLINE_PAGE_LIMIT bars on a fixed grid: any
+    half-open span of 499 steps holds exactly 499 open times); one window for 1M, whose months vary."""
+    if interval == "1M" or end_ms <= start_ms:
+        return [(start_ms, end_ms)]
+    span = KLINE_PAGE_LIMIT * interval_step_ms(interval)
+    return [(lo, min(lo + span, end_ms)) for lo in range(start_ms, end_ms, span)]
+
+
 def depth_weight(limit: int) -> int:
     try:
         return DEPTH_WEIGHTS[limit]
@@ -144,12 +154,15 @@ class BinanceRestClient:
     def __init__(self, base_url: str = LIVE_BASE_URL, api_key: str | None = None, timeout: float = 10.0,
                  max_retries: int = 5, budget: WeightBudget | None = None, max_ban_wait_s: float = 300,
                  sleep: Sleep = time.sleep, *, backoff_base_s: float = 0.2, backoff_cap_s: float = 10.0,
-                 server_time_ttl_s: float = 600.0, max_connections: int = 20) -> None:
+                 server_time_ttl_s: float = 600.0, max_connections: int = 20, page_workers: int = 4) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.budget = budget if budget is not None else shared_budget(self.base_url)
         self.breaker = shared_breaker(self.base_url)
         self.max_ban_wait_s = max_ban_wait_s
+        # kline pages of one call asked at once (a loader's days run in parallel too: keep the product
+        # under max_connections)
+        self.page_workers = max(1, page_workers)
         self._sleep = sleep
         self._policy = RetryPolicy(max_retries, backoff_base_s, backoff_cap_s)
         self._server_time_ttl_ms = int(server_time_ttl_s * 1000)
@@ -344,6 +357,23 @@ class BinanceRestClient:
         if kind not in KLINE_KINDS:
             raise InvalidInputError(f"unknown kline kind {kind!r}: expected one of {', '.join(KLINE_KINDS)}")
         _validate_range(start_ms, end_ms)
+        windows = page_windows(interval, start_ms, end_ms)
+        if len(windows) == 1 or self.page_workers == 1:
+            by_open = self._kline_range(symbol, interval, kind, start_ms, end_ms)
+        else:
+            # the pages of a long range are known in advance: ask them at once, the weight budget (not the
+            # page count) being the limit; each window is still paged on its own should a page come back full
+            by_open = {}
+            with ThreadPoolExecutor(min(self.page_workers, len(windows)), thread_name_prefix="kline-page") as pool:
+                for part in pool.map(lambda w: self._kline_range(symbol, interval, kind, *w), windows):
+                    by_open.update(part)
+        rows = [by_open[k] for k in sorted(by_open)]
+        if rows and not include_open:
+            rows = self._closed_only(rows)
+        return raw_klines_from_rest(rows, symbol, interval)
+
+    def _kline_range(self, symbol: str, interval: str, kind: str, start_ms: int, end_ms: int) -> dict[int, list]:
+        """Bars opening in [start_ms, end_ms) by open time, paged forward (see `klines`)."""
         path = f"/fapi/v1/{kind}"
         by_open: dict[int, list] = {}
         cursor = start_ms
@@ -364,10 +394,7 @@ class BinanceRestClient:
             if following <= cursor:
                 break  # no progress: never loop on a misbehaving server
             cursor = following
-        rows = [by_open[k] for k in sorted(by_open)]
-        if rows and not include_open:
-            rows = self._closed_only(rows)
-        return raw_klines_from_rest(rows, symbol, interval)
+        return by_open
 
     def _closed_only(self, rows: list[list]) -> list[list]:
         """Drop the bar still in progress (close_time not yet past the server's clock)."""
