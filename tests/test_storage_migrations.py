@@ -77,3 +77,8 @@ def test_migration_files_are_package_data():
     assert "migrations/env.py" in files
     missing = [f for f in files if not any(fnmatch.fnmatch(f, pattern) for pattern in patterns)]
     assert missing == []
+
+
+def test_the_shipped_head_constant_is_the_scripts_head():
+    """upgrade() skips Alembic for a store already at HEAD_REVISION: a new migration must move it."""
+    assert migrate.HEAD_REVISION == migrate.head_revision()

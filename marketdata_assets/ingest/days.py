@@ -19,7 +19,7 @@ from marketdata_assets.binance.klines import KlineFormatError
 from marketdata_assets.binance.market_stats import ArchiveLayoutError
 from marketdata_assets.ingest.contract import DayResult
 from marketdata_assets.storage.ledger import DayStatus
-from marketdata_assets.validation.schemas import KlineValidationError
+from marketdata_assets.validation.errors import KlineValidationError
 
 #: what goes wrong with one day (after the clients' retries): the day fails, the others load
 DAY_ERRORS: tuple[type[Exception], ...] = (

@@ -25,7 +25,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
-import numpy as np
 from sqlalchemy.engine import Engine
 
 from marketdata_assets.binance.archive import ArchiveClient
@@ -55,6 +54,7 @@ from marketdata_assets.ingest.contract import DayResult
 from marketdata_assets.ingest.days import describe, failed_result, out_of_range_result
 from marketdata_assets.storage.ledger import CheckStatus, DayStatus, LedgerRow, LedgerStatus
 from marketdata_assets.storage.repository import MarketDataRepository
+from marketdata_assets.validation.errors import KlineValidationError
 from marketdata_assets.validation.gaps import (
     EXCHANGE_GAP,
     FILLABLE,
@@ -63,7 +63,6 @@ from marketdata_assets.validation.gaps import (
     clip_to_range,
     find_missing,
 )
-from marketdata_assets.validation.schemas import KlineValidationError, validate_klines
 
 log = logging.getLogger(__name__)
 
@@ -161,14 +160,17 @@ class KlineLoader(ExchangeLoader):
         results: list[DayResult] = []
         # one reading of the exchange's clock for the call: a later one could only close more bars
         now = self.now_ms() if chunks else 0
+        # what the ledger vouches for, read once for the call (each chunk writes only its own days)
+        known = {} if force or self.archive is None or not chunks else \
+            self._unchanged_candidates(info.symbol, interval, ordered)
         # while one chunk is written (the database works, the GIL is free) the next one is fetched and validated
         with ThreadPoolExecutor(max_workers=1) as ahead:
-            pending = ahead.submit(self._prepare_chunk, info, interval, chunks[0], now, force, verify) \
+            pending = ahead.submit(self._prepare_chunk, info, interval, chunks[0], now, known, verify) \
                 if chunks else None
             for index in range(len(chunks)):
                 plans = pending.result()
                 following = chunks[index + 1] if index + 1 < len(chunks) else None
-                pending = ahead.submit(self._prepare_chunk, info, interval, following, now, force, verify) \
+                pending = ahead.submit(self._prepare_chunk, info, interval, following, now, known, verify) \
                     if following else None
                 try:
                     chunk_results = self._store(info, interval, plans, now)
@@ -194,12 +196,11 @@ class KlineLoader(ExchangeLoader):
         return _DayPlan(day, lo, max(hi, lo), closed)
 
     def _prepare_chunk(self, info: SymbolInfo, interval: str, days: list[date], now: int,
-                       force: bool, verify: bool) -> list[_DayPlan]:
+                       candidates: dict[date, LedgerRow], verify: bool) -> list[_DayPlan]:
         """Fetch and validate a chunk of days; nothing is written yet."""
         symbol = info.symbol
         plans = [self._plan(info, interval, day, now) for day in days]
-        known = {} if force or self.archive is None else self._unchanged_candidates(symbol, interval, days)
-        known = self._settle_known(symbol, plans, known, now, verify)
+        known = self._settle_known(symbol, plans, {d: candidates[d] for d in days if d in candidates}, now, verify)
 
         def fetch(plan: _DayPlan) -> None:
             try:
@@ -253,13 +254,9 @@ class KlineLoader(ExchangeLoader):
         }
         if not ledger:
             return {}
-        lo = day_start_ms(min(ledger))
-        hi = day_start_ms(max(ledger)) + DAY_MS
-        stored = self.repo.kline_open_times(symbol, interval, lo, hi, kind=self.kind)
-        counts = np.bincount((stored - lo) // DAY_MS, minlength=(hi - lo) // DAY_MS)
-        return {
-            day: row for day, row in ledger.items() if counts[(day_start_ms(day) - lo) // DAY_MS] == row.actual_rows
-        }
+        # counted in the database, a row per day back (not a year of open times read into Python)
+        counts = self.repo.day_counts(self.dataset, symbol, interval, sorted(ledger))
+        return {day: row for day, row in ledger.items() if counts[day] == row.actual_rows}
 
     def _fetch_day(self, info: SymbolInfo, interval: str, plan: _DayPlan, known: LedgerRow | None) -> None:
         symbol = info.symbol
@@ -323,6 +320,7 @@ class KlineLoader(ExchangeLoader):
         parts = [p for plan in plans for p in plan.parts]
         if not parts:
             return
+        from marketdata_assets.validation.schemas import validate_klines  # pandas + pandera: only with rows
         # one CSV parse for the whole chunk: per-day parsing costs more than the validation itself
         frame = _joined(parts).frame
         try:

@@ -24,7 +24,7 @@ from marketdata_assets.binance.intervals import (
     validate_symbol,
 )
 from marketdata_assets.binance.klines import RawKlines
-from marketdata_assets.storage import ledger, upsert_pg, upsert_sqlite
+from marketdata_assets.storage import day_content, ledger, upsert_pg, upsert_sqlite
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -188,6 +188,12 @@ class MarketDataRepository:
                          days: Iterable[date | str]) -> dict[date, str]:
         with self.engine.connect() as conn:
             return ledger.ledger_checksums(conn, dataset, symbol, interval, days)
+
+    def day_counts(self, dataset: str, symbol: str, interval: str, days: Sequence[date]) -> dict[date, int]:
+        """Rows stored for each of `days` of a dataset (0 for a day without rows)."""
+        with self.engine.connect() as conn:
+            return {day: found.rows for day, found in day_content.day_counts(conn, dataset, symbol, interval,
+                                                                             days).items()}
 
     def record_archive_checked(self, dataset: str, symbol: str, interval: str, days: Iterable[date],
                                at: datetime) -> None:

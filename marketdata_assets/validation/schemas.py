@@ -14,26 +14,12 @@ from pandera.errors import SchemaErrors
 
 from marketdata_assets.binance.intervals import interval_ms
 from marketdata_assets.binance.klines import TIME_DTYPE
+from marketdata_assets.validation.errors import KlineValidationError
+
+__all__ = ["KlineValidationError", "kline_schema", "validate_klines"]
 
 _PRICES = ("open", "high", "low", "close")
 _VOLUMES = ("volume", "quote_volume", "taker_buy_volume", "taker_buy_quote_volume")
-
-
-class KlineValidationError(ValueError):
-    """A kline frame broke the schema; `failures` holds pandera's failure cases (one row per offence)."""
-
-    def __init__(self, label: str, failures: pd.DataFrame):
-        self.failures = failures
-        lines = []
-        for _, row in failures.head(10).iterrows():
-            where = f"row {int(row['index'])}" if pd.notna(row.get("index")) else "frame"
-            if pd.notna(row.get("open_time")):
-                where += f" (open_time {row['open_time']})"
-            column = f"{row['column']}: " if pd.notna(row.get("column")) else ""
-            value = f" (value {row['failure_case']!r})" if pd.notna(row.get("failure_case")) else ""
-            lines.append(f"  {where}: {column}{row['check']}{value}")
-        more = f"\n  ... and {len(failures) - 10} more" if len(failures) > 10 else ""
-        super().__init__(f"{label}: {len(failures)} schema failure(s)\n" + "\n".join(lines) + more)
 
 
 def _ms(series: pd.Series) -> pd.Series:
