@@ -6,6 +6,7 @@ import fnmatch
 import tomllib
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -33,9 +34,9 @@ def test_migrated_schema_matches_the_tables_module(db_engine):
     inspector = sa.inspect(db_engine)
     for table in (kline_metadata.tables["kline_data"], kline_metadata.tables["partition_ledger"]):
         assert {c["name"] for c in inspector.get_columns(table.name)} == set(table.columns.keys())
-    uniques = {tuple(u["column_names"]) for u in inspector.get_unique_constraints("kline_data")}
-    assert ("symbol", "interval", "open_time") in uniques
-    assert "ix_kline_data_symbol_open_time" in {i["name"] for i in inspector.get_indexes("kline_data")}
+    key = inspector.get_pk_constraint("kline_data")
+    assert (key["name"], key["constrained_columns"]) == ("pk_kline_data", ["symbol", "interval", "open_time"])
+    assert inspector.get_indexes("kline_data") == []  # the key serves every reader (migration 0009)
 
 
 def test_migrations_and_table_definitions_agree(db_engine):
@@ -81,4 +82,32 @@ def test_migration_files_are_package_data():
 
 def test_the_shipped_head_constant_is_the_scripts_head():
     """upgrade() skips Alembic for a store already at HEAD_REVISION: a new migration must move it."""
-    assert migrate.HEAD_REVISION == migrate.head_revision()
+    assert migrate.head_revision() == migrate.HEAD_REVISION
+
+
+@pytest.mark.parametrize("engine_fixture", ["sqlite_engine", pytest.param("pg_engine", marks=pytest.mark.postgres)])
+def test_0009_keeps_every_stored_bar_and_keys_the_table_by_symbol_interval_open_time(engine_fixture, request):
+    """A store with bars at 0008 (surrogate id, extra index) comes out of 0009 with the same rows, keyed
+    by the natural key alone, and a repeated bar is still refused."""
+    from datetime import UTC, datetime, timedelta
+
+    from marketdata_assets.storage.tables import kline_data
+
+    engine = request.getfixturevalue(engine_fixture)
+    migrate.upgrade(engine, "0008")
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    rows = [{"symbol": "BTCUSDT", "interval": "1m", "open_time": start + timedelta(minutes=i), "open": "1.10",
+             "high": "2.20", "low": "0.50", "close": "1.00", "volume": "3.000", "quote_volume": "4.0",
+             "close_time": start + timedelta(minutes=i, seconds=59.999), "trades_count": i,
+             "taker_buy_volume": "1.5", "taker_buy_quote_volume": "2.5", "source": "archive", "ingested_at": start}
+            for i in range(5)]
+    with engine.begin() as conn:
+        conn.execute(kline_data.insert(), rows)
+        before = conn.execute(sa.select(kline_data).order_by(kline_data.c.open_time)).all()
+    assert migrate.upgrade(engine) == migrate.HEAD_REVISION
+    with engine.begin() as conn:
+        assert conn.execute(sa.select(kline_data).order_by(kline_data.c.open_time)).all() == before
+    key = sa.inspect(engine).get_pk_constraint("kline_data")
+    assert key["constrained_columns"] == ["symbol", "interval", "open_time"]
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(kline_data.insert(), rows[:1])

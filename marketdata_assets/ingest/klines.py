@@ -349,7 +349,8 @@ class KlineLoader(ExchangeLoader):
             result = plan.result
             assert result is not None
             if result.status == DayStatus.COMPLETE:
-                times = sorted(t for p in plan.parts for t in p.open_times_ms)
+                times = plan.parts[0].open_times_ms if len(plan.parts) == 1 else \
+                    sorted(t for p in plan.parts for t in p.open_times_ms)
                 result.expected_rows = len(range(plan.lo, plan.hi, step))
                 result.stored_rows = len(times)
                 for part in plan.parts:

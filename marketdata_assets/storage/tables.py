@@ -23,12 +23,12 @@ KLINE_VALUE_COLUMNS = (
 )
 
 def kline_shaped_table(name: str) -> sa.Table:
-    """A table in the kline layout (klines, and mark/index/premium price klines), keyed by
-    (symbol, interval, open_time), with the (symbol, open_time desc) index the readers use."""
-    table = sa.Table(
+    """A table in the kline layout (klines, and mark/index/premium price klines), keyed by (symbol,
+    interval, open_time) and nothing else: every reader filters symbol and interval, and each further
+    index cost every inserted row (migration 0009)."""
+    return sa.Table(
         name,
         metadata,
-        sa.Column("id", BigId, sa.Identity(), primary_key=True),
         sa.Column("symbol", sa.String(32), nullable=False),
         sa.Column("interval", sa.String(8), nullable=False),
         sa.Column("open_time", UtcTimestamp(), nullable=False),
@@ -44,11 +44,9 @@ def kline_shaped_table(name: str) -> sa.Table:
         sa.Column("taker_buy_quote_volume", ExactDecimal(), nullable=False),
         sa.Column("source", sa.String(16), nullable=False),
         sa.Column("ingested_at", UtcTimestamp(), nullable=False),
-        sa.UniqueConstraint("symbol", "interval", "open_time", name=f"uq_{name}_symbol_interval_open_time"),
+        sa.PrimaryKeyConstraint("symbol", "interval", "open_time", name=f"pk_{name}"),
         sa.CheckConstraint("source IN ('archive', 'rest', 'stream')", name=f"ck_{name}_source"),
     )
-    sa.Index(f"ix_{name}_symbol_open_time", table.c.symbol, table.c.open_time.desc())
-    return table
 
 
 kline_data = kline_shaped_table("kline_data")

@@ -15,12 +15,11 @@ from marketdata_assets.storage.tables import KLINE_VALUE_COLUMNS, kline_data
 
 ARCHIVE = "archive"
 KEY_COLUMNS = ("symbol", "interval", "open_time")
-UNIQUE_KEY = "uq_kline_data_symbol_interval_open_time"
 
 
 def unique_key(table: sa.Table = kline_data) -> str:
-    """The name of a kline-shaped table's (symbol, interval, open_time) constraint."""
-    return f"uq_{table.name}_symbol_interval_open_time"
+    """The name of a kline-shaped table's (symbol, interval, open_time) key: its primary key."""
+    return f"pk_{table.name}"
 
 
 def rewrite_condition(excluded: Any, table: sa.Table = kline_data) -> sa.ColumnElement[bool]:
