@@ -43,6 +43,7 @@ from marketdata_assets.storage.tables_stream import (
     stream_gaps,
     ticker_24h,
 )
+from streaming.copy_text import AGG_TRADE_COLUMNS, agg_trade_lines, copy_text
 
 log = logging.getLogger(__name__)
 
@@ -72,25 +73,6 @@ KLINES = "klines"  # rows: (symbol, interval, source, csv_text of one or more kl
 EVENT_TIME_INDEX = {"agg_trades": 8, "mark_price": 1, "ticker": 1, "book": 2}
 JSON_COLUMNS = frozenset({"bids", "asks"})
 GAP_KEY = ("symbol", "stream", "start_time")
-
-
-def _nulls(row: Row) -> Row:
-    return tuple("\\N" if v is None else v for v in row)
-
-
-def copy_text(rows: Sequence[Row], width: int) -> bytes | None:
-    """Rows as COPY text in one buffer (one call instead of one per row: the writer's hot path).
-
-    `str()` of each value in C (`map`); PostgreSQL reads Python's `True`/`False` as booleans, and None
-    becomes `\\N` (only rows holding one pay for that). None when some value would need escaping (a tab,
-    newline or backslash): the caller then lets psycopg format the rows one by one. Binance's values
-    (numbers, symbols) never need it.
-    """
-    text = "\n".join(["\t".join(map(str, _nulls(row) if None in row else row)) for row in rows]) + "\n"
-    if (text.count("\n") != len(rows) or text.count("\t") != len(rows) * (width - 1)
-            or "\r" in text or text.count("\\") != text.count("\\N")):
-        return None
-    return text.encode()
 
 
 class DatabaseUnavailable(Exception):
@@ -393,7 +375,11 @@ class StreamStore:
         self._staged.add(kind)
 
     def _copy_rows(self, cursor: psycopg.Cursor, kind: str, rows: list[Row]) -> None:
-        """COPY rows into the kind's staging table and INSERT them into the target (no commit)."""
+        """Aggregate trades straight into their table when none is stored yet (nearly always: the pipeline
+        drops the ids it has seen), else, and for every other kind, COPY into the kind's staging table and
+        INSERT ... ON CONFLICT DO NOTHING into the target (no commit)."""
+        if kind == "agg_trades" and self._copy_direct(cursor, rows):
+            return
         table, columns, _ = KINDS[kind]
         stage = sql.Identifier(self._stage_name(kind))
         with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(
@@ -408,6 +394,28 @@ class StreamStore:
             "INSERT INTO {} ({}, ingested_at) SELECT {}, now() FROM {} ON CONFLICT DO NOTHING"
         ).format(sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns)),
                  sql.SQL(", ").join(self._selects(kind)), stage))
+
+    def _copy_direct(self, cursor: psycopg.Cursor, rows: list[Row]) -> bool:
+        """COPY aggregate trades into `agg_trades` itself, inside a savepoint; False (nothing written, the
+        transaction intact) when some row is already stored or a value needs escaping."""
+        try:
+            blob = agg_trade_lines(rows, datetime.now(UTC).isoformat())
+        except (TypeError, ValueError):  # not the writer's row shape (e.g. a hand-made row): the staging path
+            return False
+        if blob is None:
+            return False
+        cursor.execute("SAVEPOINT direct_copy")
+        try:
+            with cursor.copy(self._direct_copy_sql) as copy:
+                copy.write(blob)
+        except psycopg.errors.UniqueViolation:
+            cursor.execute("ROLLBACK TO SAVEPOINT direct_copy")
+            return False
+        cursor.execute("RELEASE SAVEPOINT direct_copy")
+        return True
+
+    _direct_copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(agg_trades.name), sql.SQL(", ").join(map(sql.Identifier, AGG_TRADE_COLUMNS)))
 
     def _copy_insert(self, kind: str, rows: list[Row]) -> None:
         try:

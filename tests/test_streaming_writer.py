@@ -79,6 +79,24 @@ def test_every_kind_is_stored_exactly_and_idempotently(engine, tmp_path):
     assert (count(engine, agg_trades), count(engine, mark_price_updates), count(engine, stream_gaps)) == (2, 2, 1)
 
 
+def test_a_large_trade_batch_is_copied_exactly_and_an_overlapping_one_adds_only_the_new_ids(engine):
+    store = StreamStore(engine)
+    first = [trade(i) for i in range(1, 1001)]
+    first[3] = first[3][:8] + (None, "rest")  # filled from REST: no event time
+    assert store.write({"agg_trades": first}) == {"agg_trades": 1000}
+    overlapping = [trade(i, "9.9") for i in range(501, 1601)]  # ids 501..1000 already stored
+    assert store.write({"agg_trades": overlapping}) == {"agg_trades": 1100}
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(agg_trades).order_by(agg_trades.c.agg_id)).all()
+    assert [r.agg_id for r in stored] == list(range(1, 1601))
+    assert {str(r.price) for r in stored[:1000]} == {"7.6110"} and {str(r.price) for r in stored[1000:]} == {"9.9"}
+    ms = [(int(r.trade_time.timestamp() * 1000), r.event_time and int(r.event_time.timestamp() * 1000))
+          for r in stored]
+    assert ms[0] == (T0 + 1, T0 + 6) and ms[3] == (T0 + 4, None) and ms[1599] == (T0 + 1600, T0 + 1605)
+    assert stored[3].source == "rest" and [r.is_buyer_maker for r in stored[:2]] == [False, True]
+    assert all(r.ingested_at.tzinfo is not None for r in stored)
+
+
 def test_gap_rows_are_updated_in_place(engine):
     store = StreamStore(engine)
     gap = ("SUSHIUSDT", "sushiusdt@kline_1m", "kline", "1m", T0, None, "disconnect", "open", 0, 0, None)
@@ -263,7 +281,7 @@ def test_store_works_on_sqlite_too(tmp_path):
 
 
 def test_copy_text_falls_back_when_a_value_needs_escaping(engine):
-    from streaming.store import copy_text
+    from streaming.copy_text import copy_text
 
     assert copy_text([trade(1)], 10) is not None
     odd = ("SUSHI\tUSDT", 7, "1", "1", 1, 1, T0, True, None, "stream")
