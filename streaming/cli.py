@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from streaming.service import MarketDataService
 
-# streaming.service (SQLAlchemy, aiohttp, websockets, ...) is imported where the service is built, so that
+# streaming.service (SQLAlchemy, aiohttp, picows, ...) is imported where the service is built, so that
 # `marketdata stream --help` and bad input stay light
 log = logging.getLogger("streaming")
 

@@ -27,16 +27,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from streaming.streams import SilencePolicy, StreamSpec, combined_url, connection_silence_limit
+from streaming.ws_client import CONNECT_ERRORS, WsClient, WsClosed
 
 log = logging.getLogger(__name__)
 
 MAX_URL_STREAMS_CHARS = 6000   # longer stream lists go through SUBSCRIBE after connecting
 SUBSCRIBE_CHUNK = 200          # params per SUBSCRIBE message
 CONTROL_MESSAGES_PER_S = 5.0   # Binance drops a connection above 10 incoming messages/s
+MAX_QUEUED_FRAMES = 1024       # frames received and not yet handled; beyond it reading pauses (backpressure)
 
 FrameHandler = Callable[[bytes, "StreamConnection"], Awaitable[None]]
 
@@ -112,7 +112,7 @@ class StreamConnection:
         self._opened_mono = time.monotonic()
         self.down: DownWindow | None = None
         self.down_windows: list[DownWindow] = []
-        self._ws: ClientConnection | None = None
+        self._ws: WsClient | None = None
         self._task: asyncio.Task | None = None
         self._stopping = asyncio.Event()
         self._control_ids = itertools.count(1)
@@ -144,7 +144,7 @@ class StreamConnection:
         self._kick = reason
         ws = self._ws
         if ws is not None:
-            ws.transport.abort()
+            ws.abort()
 
     def rotate_now(self) -> None:
         """Rotate at the next watchdog tick instead of at the lifetime cap."""
@@ -194,7 +194,7 @@ class StreamConnection:
                 return
             await asyncio.sleep(1.0 - (now - self._control_sent[0]))
 
-    async def _send_control(self, method: str, params: list[str], ws: ClientConnection | None = None) -> None:
+    async def _send_control(self, method: str, params: list[str], ws: WsClient | None = None) -> None:
         target = ws or self._ws
         if target is None:
             return
@@ -222,20 +222,19 @@ class StreamConnection:
             length += len(name) + 1
         return combined_url(self.ws_url, self.route, in_url), names[len(in_url):]
 
-    async def _open(self) -> ClientConnection:
+    async def _open(self) -> WsClient:
         url, rest = self._url_and_rest()
-        ws = await connect(url, open_timeout=self.open_timeout, ping_interval=self.ping_interval,
-                           ping_timeout=self.ping_interval, compression=None, max_size=2 ** 23,
-                           max_queue=64, close_timeout=1, proxy=None)
+        ws = await WsClient.open(url, open_timeout=self.open_timeout, ping_interval=self.ping_interval,
+                                 max_size=2 ** 23, max_queue=MAX_QUEUED_FRAMES)
         if rest:
             await self._send_control("SUBSCRIBE", rest, ws)
         return ws
 
-    async def _read(self, ws: ClientConnection, first: asyncio.Event) -> str:
+    async def _read(self, ws: WsClient, first: asyncio.Event) -> str:
         """Deliver frames until the socket ends; returns why it ended."""
         try:
             while True:
-                frame = await ws.recv(decode=False)
+                frame = await ws.recv()
                 self._last_message_mono = time.monotonic()
                 self.last_message_ms = now_ms()
                 self.messages += 1
@@ -250,8 +249,8 @@ class StreamConnection:
                     self._last_message_mono = time.monotonic()
                 if self.down is not None and (self.last_event_ms != seen or self.last_event_ms is None):
                     self._close_down_window()
-        except ConnectionClosed as exc:
-            return f"closed ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
+        except WsClosed as exc:
+            return str(exc)
 
     def _close_down_window(self) -> None:
         window = self.down
@@ -278,7 +277,7 @@ class StreamConnection:
             self.state = "connecting"
             try:
                 ws = await self._open()
-            except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+            except (*CONNECT_ERRORS, WsClosed) as exc:
                 self.state = "backoff"
                 if not first_connect:
                     self._open_down_window("reconnect failed")
@@ -306,7 +305,7 @@ class StreamConnection:
                 await asyncio.wait_for(self._stopping.wait(), delay)
         self.state = "closed"
 
-    async def _serve(self, ws: ClientConnection) -> str:
+    async def _serve(self, ws: WsClient) -> str:
         """Read `ws` (and its replacement after a rotation) until it is lost; returns why."""
         self._ws = ws
         self.state = "open"
@@ -326,7 +325,7 @@ class StreamConnection:
                     return "stopped"
                 if not self._busy and time.monotonic() - self._last_message_mono > limit:
                     self._kick = f"silence>{limit:g}s"
-                    ws.transport.abort()
+                    ws.abort()
                     await asyncio.wait({reader})
                     return self._kick
                 if time.monotonic() - self._opened_mono >= self.lifetime:
@@ -339,14 +338,14 @@ class StreamConnection:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await reader
             with contextlib.suppress(Exception):
-                ws.transport.abort()
+                ws.abort()
 
-    async def _rotate(self, old: ClientConnection, old_reader: asyncio.Task
-                      ) -> tuple[ClientConnection, asyncio.Task, asyncio.Event] | None:
+    async def _rotate(self, old: WsClient, old_reader: asyncio.Task
+                      ) -> tuple[WsClient, asyncio.Task, asyncio.Event] | None:
         """Open the replacement first, let both deliver for `overlap` s, then close the old one."""
         try:
             new = await self._open()
-        except (OSError, InvalidHandshake, TimeoutError) as exc:
+        except (*CONNECT_ERRORS, WsClosed) as exc:
             log.warning("connection %s: rotation could not open a new socket (%s); retry soon", self.id, exc)
             self._opened_mono = time.monotonic() - self.lifetime + min(30.0, self.lifetime / 2)
             return None

@@ -23,7 +23,7 @@ from marketdata_assets.cli import main as cli_main
 from marketdata_assets.cli.main import COMMANDS, LazyGroup, cli
 
 HEAVY = ("pandas", "sqlalchemy", "dagster", "pandera", "numpy", "httpx", "psycopg", "pyarrow", "polars",
-         "aiohttp", "websockets", "alembic")
+         "aiohttp", "websockets", "picows", "alembic")
 
 PROBE = """
 import json, sys
