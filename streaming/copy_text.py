@@ -31,12 +31,6 @@ def _second(epoch_s: int) -> str:
     return text
 
 
-def utc_text(epoch_ms: int) -> str:
-    """Epoch milliseconds as PostgreSQL timestamptz input, exact to the millisecond."""
-    seconds, millis = divmod(epoch_ms, 1000)
-    return f"{_second(seconds)}.{millis:03d}+00"
-
-
 def _checked(text: str, rows: int, width: int) -> bytes | None:
     """The buffer, unless a value carried a tab, newline, carriage return or backslash of its own."""
     if (text.count("\n") != rows or text.count("\t") != rows * (width - 1)
@@ -58,7 +52,8 @@ def copy_text(rows: Sequence[Row], width: int) -> bytes | None:
 
 AGG_TRADE_COLUMNS = ("symbol", "agg_id", "price", "quantity", "first_trade_id", "last_trade_id", "trade_time",
                      "is_buyer_maker", "event_time", "source", "ingested_at")
-_AGG_TRADE_LINE = "%s\t%d\t%s\t%s\t%d\t%d\t%s.%03d+00\t%s\t%s\t%s\t%s"
+_AGG_TRADE_LINE = "%s\t%d\t%s\t%s\t%d\t%d\t%s.%03d+00\t%s\t%s.%03d+00\t%s\t%s"
+_AGG_TRADE_LINE_NO_EVENT = "%s\t%d\t%s\t%s\t%d\t%d\t%s.%03d+00\t%s\t\\N\t%s\t%s"
 
 
 def agg_trade_lines(rows: Sequence[Row], ingested_at: str) -> bytes | None:
@@ -68,7 +63,14 @@ def agg_trade_lines(rows: Sequence[Row], ingested_at: str) -> bytes | None:
     append = lines.append
     for symbol, agg_id, price, quantity, first_id, last_id, trade_time, maker, event_time, source in rows:
         second, millis = divmod(trade_time, 1000)
+        if event_time is None:  # a row filled from REST
+            append(_AGG_TRADE_LINE_NO_EVENT % (symbol, agg_id, price, quantity, first_id, last_id,
+                                               seconds.get(second) or _second(second), millis, maker, source,
+                                               ingested_at))
+            continue
+        event_second, event_millis = divmod(event_time, 1000)
         append(_AGG_TRADE_LINE % (symbol, agg_id, price, quantity, first_id, last_id,
                                   seconds.get(second) or _second(second), millis, maker,
-                                  "\\N" if event_time is None else utc_text(event_time), source, ingested_at))
+                                  seconds.get(event_second) or _second(event_second), event_millis, source,
+                                  ingested_at))
     return _checked("\n".join(lines) + "\n", len(rows), len(AGG_TRADE_COLUMNS))
