@@ -188,3 +188,18 @@ def test_an_archive_file_with_a_changed_layout_is_not_loaded(loader, repo, sim):
     # the layout is refused with the file named; the day comes from REST and stays provisional
     assert result.status == DayStatus.COMPLETE and result.sources == {"rest": 24} and result.archive_checksum is None
     assert any("unexpected kline header" in note and f"BTCUSDT-1h-{day}" in note for note in result.notes)
+
+
+def test_every_day_in_the_ledger_carries_the_digest_its_table_gives_back(loader, repo, sim):
+    """Whole archive days take their digest from the file's text, the outage day from the table; after a
+    first load and after a forced re-load (rows already there: all read back) both equal the audit's."""
+    from marketdata_assets.storage.day_content import day_digests
+
+    days = days_between(date(2024, 2, 5), date(2024, 2, 14))  # 2024-02-10 holds the outage
+    for force in (False, True):
+        loader("1m").load("BTCUSDT", days, force=force)
+        recorded = {row.day: row.content_digest for row in repo.get_ledger("klines", "BTCUSDT", "1m")}
+        with repo.engine.connect() as conn:
+            stored = day_digests(conn, "klines", "BTCUSDT", "1m", days)
+        assert recorded == {day: stored[day].digest for day in days}
+        assert stored[date(2024, 2, 10)].rows == 1440 - 25

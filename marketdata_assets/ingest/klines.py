@@ -52,6 +52,7 @@ from marketdata_assets.ingest.archive_recheck import (
 from marketdata_assets.ingest.base import ExchangeLoader
 from marketdata_assets.ingest.contract import DayResult
 from marketdata_assets.ingest.days import describe, failed_result, out_of_range_result
+from marketdata_assets.storage.day_content import kline_csv_digest
 from marketdata_assets.storage.ledger import CheckStatus, DayStatus, LedgerRow, LedgerStatus
 from marketdata_assets.storage.repository import MarketDataRepository
 from marketdata_assets.validation.errors import KlineValidationError
@@ -87,6 +88,8 @@ class _DayPlan:
     result: DayResult | None = None
     # how an unchanged day was vouched for: TRUSTED (not asked), LISTING or CHECKSUM (asked: recorded)
     confirmed_by: str | None = None
+    # a whole day from one file: its content digest from the text (the ledger then need not read it back)
+    text_digest: str | None = None
 
 
 class KlineLoader(ExchangeLoader):
@@ -222,7 +225,22 @@ class KlineLoader(ExchangeLoader):
         except InvalidSymbolError as exc:
             raise InvalidInputError(f"{symbol}: {exc}") from exc
         self._validate(interval, [p for p in plans if p.result is not None and p.result.status == DayStatus.COMPLETE])
+        for plan in plans:
+            plan.text_digest = self._text_digest(interval, plan)
         return plans
+
+    @staticmethod
+    def _text_digest(interval: str, plan: _DayPlan) -> str | None:
+        """The day's digest from its one part, if that part is the day's whole grid (so the day will hold
+        exactly these rows once they are all inserted new); None otherwise."""
+        if plan.result is None or plan.result.status != DayStatus.COMPLETE or len(plan.parts) != 1:
+            return None
+        start = day_start_ms(plan.day)
+        part = plan.parts[0]
+        if (plan.lo, plan.hi) != (start, start + DAY_MS) or len(part) != DAY_MS // interval_ms(interval):
+            return None
+        digest = kline_csv_digest(part.csv)
+        return digest.digest if digest is not None and digest.rows == len(part) else None
 
     def _settle_known(self, symbol: str, plans: list[_DayPlan], known: dict[date, LedgerRow], now: int,
                       verify: bool) -> dict[date, LedgerRow]:
@@ -384,7 +402,9 @@ class KlineLoader(ExchangeLoader):
         if confirmed:
             self.repo.record_archive_checked(self.dataset, info.symbol, interval, confirmed, checked_at)
         if batches or ledger:
-            outcome = self.repo.upsert_klines(batches, ledger_rows=ledger, kind=self.kind)
+            text_digests = {(self.dataset, info.symbol, interval, p.day): p.text_digest
+                            for p in to_write if p.text_digest is not None}
+            outcome = self.repo.upsert_klines(batches, ledger_rows=ledger, kind=self.kind, text_digests=text_digests)
             self.written["inserted"] += outcome.inserted
             self.written["updated"] += outcome.updated
             self.written["unchanged"] += outcome.unchanged

@@ -119,30 +119,37 @@ def _insert_for(conn: Connection) -> Any:
 
 
 STORED_STATUSES = (LedgerStatus.COMPLETE.value, LedgerStatus.INCOMPLETE.value)
+DayKey = tuple[str, str, str, date]  # (dataset, symbol, interval, day)
 
 
-def _stored_digests(conn: Connection, rows: Sequence[LedgerRow]) -> dict[tuple[str, str, str, date], str]:
+def _stored_digests(conn: Connection, rows: Sequence[LedgerRow], known: Mapping[DayKey, str]
+                    ) -> dict[DayKey, str]:
     """The content digest of every stored (complete or incomplete) day among `rows`, read from its table
-    in the caller's transaction: what the load just wrote, as the audit will read it back."""
+    in the caller's transaction: what the load just wrote, as the audit will read it back. `known`: days
+    whose digest the caller computed from exactly the rows it has just inserted (not read again)."""
     wanted: dict[tuple[str, str, str], list[date]] = {}
+    out: dict[DayKey, str] = {}
     for row in rows:
-        if str(row.status) in STORED_STATUSES and content_of(row.dataset) is not None:
+        key = (row.dataset, row.symbol, row.interval, row.day)
+        if key in known:
+            out[key] = known[key]
+        elif str(row.status) in STORED_STATUSES and content_of(row.dataset) is not None:
             wanted.setdefault((row.dataset, row.symbol, row.interval), []).append(row.day)
-    out: dict[tuple[str, str, str, date], str] = {}
     for (dataset, symbol, interval), days in wanted.items():
         for day, stored in day_digests(conn, dataset, symbol, interval, days).items():
             out[(dataset, symbol, interval, day)] = stored.digest
     return out
 
 
-def upsert_ledger(conn: Connection, rows: Iterable[LedgerRow]) -> int:
+def upsert_ledger(conn: Connection, rows: Iterable[LedgerRow], known_digests: Mapping[DayKey, str] | None = None
+                  ) -> int:
     """Insert or replace ledger rows in the caller's transaction (after the rows they describe: each stored
     day's content digest is read back from its table); returns how many were written."""
     rows = list(rows)
     if not rows:
         return 0
     now = datetime.now(UTC)
-    digests = _stored_digests(conn, rows)
+    digests = _stored_digests(conn, rows, known_digests or {})
     written = 0
     # Two statements: rows that set repair_attempts, and rows that keep the stored count.
     for keep_attempts in (False, True):

@@ -6,7 +6,7 @@ kline_read. Every write method is one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
@@ -87,16 +87,21 @@ class MarketDataRepository:
 
     # ---- klines: write ------------------------------------------------------------------------------
     def upsert_klines(self, batch: RawKlines | Sequence[RawKlines],
-                      ledger_rows: Sequence[LedgerRow] = (), *, kind: str = "klines") -> UpsertResult:
+                      ledger_rows: Sequence[LedgerRow] = (), *, kind: str = "klines",
+                      text_digests: Mapping[ledger.DayKey, str] | None = None) -> UpsertResult:
         """Store klines by the upsert rule, and the ledger rows describing them, in ONE transaction.
 
         `kind` picks the table: "klines" (kline_data) or a mark/index/premium kind (tables_price_klines).
+        `text_digests`: content digests of whole days computed from the batches' text (day_content.
+        kline_csv_digest); the ledger takes them instead of reading those days back only when every row
+        was inserted new, so that each such day holds exactly its rows from the text.
         """
         batches = [batch] if isinstance(batch, RawKlines) else list(batch)
         table = kline_table(kind)
         with self.engine.begin() as conn:
             result = self._upsert(conn, batches, table)
-            ledger.upsert_ledger(conn, ledger_rows)
+            all_new = result.updated == 0 and result.unchanged == 0
+            ledger.upsert_ledger(conn, ledger_rows, text_digests if all_new else None)
         return result
 
     def _upsert(self, conn: Connection, batches: list[RawKlines], table: sa.Table = kline_data) -> UpsertResult:
