@@ -36,6 +36,11 @@ class _Metric:
         return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
 
 
+def _number(value: float) -> str:
+    """A sample value in full (`:g` keeps six digits: 2,520,012 rows would read 2.52001e+06)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 class Counter(_Metric):
     kind = "counter"
 
@@ -52,7 +57,7 @@ class Counter(_Metric):
     def render(self) -> list[str]:
         lines = self.header()
         items = self.values.items() or ([((), 0.0)] if not self.labelnames else [])
-        lines += [f"{self.name}{_labels(self.labelnames, k)} {v:g}" for k, v in items]
+        lines += [f"{self.name}{_labels(self.labelnames, k)} {_number(v)}" for k, v in items]
         return lines
 
 
@@ -121,7 +126,7 @@ class Histogram(_Metric):
                 running += count
                 lines.append(f'{self.name}_bucket{{le="{bound:g}"}} {running}')
             lines.append(f'{self.name}_bucket{{le="+Inf"}} {self.count}')
-            lines.append(f"{self.name}_sum {self.total:g}")
+            lines.append(f"{self.name}_sum {_number(self.total)}")
             lines.append(f"{self.name}_count {self.count}")
         return lines
 
