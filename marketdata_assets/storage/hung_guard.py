@@ -4,7 +4,8 @@ forever. One watcher thread per process cuts off any call that has run longer th
 little more than the statement timeout, so a live server always answers first) by shutting its socket
 down: the call ends with an OperationalError ("the database cannot be used", exit 1) instead of a hang.
 
-Calls through SQLAlchemy are tracked by engine events; raw COPY blocks say so with `guarded(driver)`.
+Calls through SQLAlchemy are tracked by engine events, commits, rollbacks and pre-pings by the engine's
+dialect; raw COPY blocks say so with `guarded(driver)`.
 """
 
 from __future__ import annotations
@@ -104,6 +105,25 @@ def attach(engine: sa.Engine, statement_timeout: float) -> None:
     sa.event.listen(engine, "before_cursor_execute", before)
     sa.event.listen(engine, "after_cursor_execute", after)
     sa.event.listen(engine, "handle_error", failed)
+    # COMMIT, ROLLBACK and the pool's pre-ping are no cursor executions: no event sees them, and a frozen
+    # server holds them as long as any statement (a load whose next step is a commit waited forever)
+    dialect = engine.dialect
+    for name in ("do_commit", "do_rollback", "do_ping"):
+        setattr(dialect, name, _guarded_call(getattr(dialect, name), limit))
+
+
+def _guarded_call(call: Any, limit_s: float) -> Any:
+    """A dialect call on one DBAPI connection (or the pool's proxy of it) under the watcher."""
+
+    def guarded_call(connection: Any) -> Any:
+        driver = getattr(connection, "driver_connection", connection)
+        _WATCHER.begin(driver, limit_s)
+        try:
+            return call(connection)
+        finally:
+            _WATCHER.end(driver)
+
+    return guarded_call
 
 
 @contextlib.contextmanager
