@@ -4,7 +4,7 @@ Two shapes. `copy_text`: any kind's rows as they are (times as epoch ms), for th
 `agg_trade_lines`: aggregate trades in the target table's own shape (times as UTC timestamps, the batch's
 `ingested_at` appended), so that they can be copied straight into `agg_trades` without a staging table and
 an `INSERT ... SELECT` (PostgreSQL then does about half the work per row). One `%` format per row in C;
-a timestamp's second is formatted once and reused (`_second`), since a second holds many trades.
+a timestamp's second is formatted once and reused (`_Seconds`), since a second holds many trades.
 
 Both return None when some value would need COPY escaping (a tab, newline, carriage return or backslash):
 the caller then lets psycopg format the rows one by one. Binance's values (numbers, symbols) never need it.
@@ -18,17 +18,20 @@ from typing import Any
 
 Row = tuple[Any, ...]
 
-_seconds: dict[int, str] = {}
 _SECONDS_KEPT = 4096  # a few seconds per symbol in flight; the cache is cleared when it grows past this
 
 
-def _second(epoch_s: int) -> str:
-    text = _seconds.get(epoch_s)
-    if text is None:
-        if len(_seconds) >= _SECONDS_KEPT:
-            _seconds.clear()
-        text = _seconds[epoch_s] = datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%d %H:%M:%S")
-    return text
+class _Seconds(dict[int, str]):
+    """Epoch second -> "YYYY-MM-DD HH:MM:SS": a hit is one C lookup, a miss formats the second once."""
+
+    def __missing__(self, epoch_s: int) -> str:
+        if len(self) >= _SECONDS_KEPT:
+            self.clear()
+        text = self[epoch_s] = datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        return text
+
+
+_seconds = _Seconds()
 
 
 def _checked(text: str, rows: int, width: int) -> bytes | None:
@@ -51,7 +54,7 @@ def copy_text(rows: Sequence[Row], width: int) -> bytes | None:
 
 
 AGG_TRADE_COLUMNS = ("symbol", "agg_id", "price", "quantity", "first_trade_id", "last_trade_id", "trade_time",
-                     "is_buyer_maker", "event_time", "source", "ingested_at")
+                     "is_buyer_maker", "event_time", "source", "ingested_at")  # agg_trades' columns, in line order
 _AGG_TRADE_LINE = "%s\t%d\t%s\t%s\t%d\t%d\t%s.%03d+00\t%s\t%s.%03d+00\t%s\t%s"
 _AGG_TRADE_LINE_NO_EVENT = "%s\t%d\t%s\t%s\t%d\t%d\t%s.%03d+00\t%s\t\\N\t%s\t%s"
 
@@ -65,12 +68,10 @@ def agg_trade_lines(rows: Sequence[Row], ingested_at: str) -> bytes | None:
         second, millis = divmod(trade_time, 1000)
         if event_time is None:  # a row filled from REST
             append(_AGG_TRADE_LINE_NO_EVENT % (symbol, agg_id, price, quantity, first_id, last_id,
-                                               seconds.get(second) or _second(second), millis, maker, source,
-                                               ingested_at))
+                                               seconds[second], millis, maker, source, ingested_at))
             continue
         event_second, event_millis = divmod(event_time, 1000)
         append(_AGG_TRADE_LINE % (symbol, agg_id, price, quantity, first_id, last_id,
-                                  seconds.get(second) or _second(second), millis, maker,
-                                  seconds.get(event_second) or _second(event_second), event_millis, source,
-                                  ingested_at))
+                                  seconds[second], millis, maker, seconds[event_second], event_millis,
+                                  source, ingested_at))
     return _checked("\n".join(lines) + "\n", len(rows), len(AGG_TRADE_COLUMNS))

@@ -89,6 +89,9 @@ SMALL_BATCH = 500
 # Kinds that go through COPY into a staging table (PostgreSQL); one transaction carries all of them.
 COPY_KINDS = frozenset(KINDS) - {"gaps"}
 CONTENT_ERRORS = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError, ValueError, TypeError)
+# Aggregate trades straight into their table (StreamStore._copy_direct), in agg_trade_lines' column order.
+_DIRECT_COPY = sql.SQL("COPY {} ({}) FROM STDIN").format(
+    sql.Identifier(agg_trades.name), sql.SQL(", ").join(map(sql.Identifier, AGG_TRADE_COLUMNS)))
 # Async connections for small batches: one batch in flight on each, so the next can go out while the
 # previous one's COMMIT waits for its WAL flush.
 ASYNC_SLOTS = 2
@@ -406,16 +409,13 @@ class StreamStore:
             return False
         cursor.execute("SAVEPOINT direct_copy")
         try:
-            with cursor.copy(self._direct_copy_sql) as copy:
+            with cursor.copy(_DIRECT_COPY) as copy:
                 copy.write(blob)
         except psycopg.errors.UniqueViolation:
             cursor.execute("ROLLBACK TO SAVEPOINT direct_copy")
             return False
         cursor.execute("RELEASE SAVEPOINT direct_copy")
         return True
-
-    _direct_copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(agg_trades.name), sql.SQL(", ").join(map(sql.Identifier, AGG_TRADE_COLUMNS)))
 
     def _copy_insert(self, kind: str, rows: list[Row]) -> None:
         try:

@@ -10,7 +10,7 @@ same command again, `fault` the year with one damaged archive day, `stream` WebS
 CPU per message). In every round each case runs once, one after the other (A, B, C, A, B, C ...), each a
 fresh process with its start-up included, and its output is checked against the simulator's truth.
 Medians of the rounds, the project's ratio to each peer (> 1: ahead), and the load average are printed.
-Not part of CI: about 17 minutes for the default 3 rounds on the 2-core machine.
+Not part of CI: about 14-17 minutes for the default 3 rounds on the 2-core machine.
 """
 
 from __future__ import annotations

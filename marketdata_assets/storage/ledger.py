@@ -144,7 +144,8 @@ def _stored_digests(conn: Connection, rows: Sequence[LedgerRow], known: Mapping[
 def upsert_ledger(conn: Connection, rows: Iterable[LedgerRow], known_digests: Mapping[DayKey, str] | None = None
                   ) -> int:
     """Insert or replace ledger rows in the caller's transaction (after the rows they describe: each stored
-    day's content digest is read back from its table); returns how many were written."""
+    day's content digest is read back from its table, unless `known_digests` gives it); returns how many
+    were written."""
     rows = list(rows)
     if not rows:
         return 0
