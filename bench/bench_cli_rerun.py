@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import scratch_database, sim_env, sim_process
+from bench.common import byte_compile, scratch_database, sim_env, sim_process
 
 MARKETDATA = str(Path(sys.executable).with_name("marketdata"))
 YEAR = ["--symbols", "BTCUSDT", "--intervals", "1m", "--start", "2023-01-01", "--end", "2023-12-31",
@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--store", choices=("postgres", "sqlite"), default="postgres")
     args = parser.parse_args()
+    byte_compile()
     with sim_process("2024-04-02T12:00:00Z") as sim_url:
         if args.store == "postgres":
             with scratch_database("md_bench_cli_rerun") as url:

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.common import byte_compile
 from marketdata_assets.cli.main import COMMANDS
 
 MARKETDATA = str(Path(sys.executable).with_name("marketdata"))
@@ -49,6 +50,9 @@ def main() -> None:
     if args.compare:
         # on PYTHONPATH the other tree comes before the editable install of this one
         trees = {"other tree": {**os.environ, "PYTHONPATH": str(Path(args.compare).resolve())}, **trees}
+    byte_compile()
+    if args.compare:
+        byte_compile(Path(args.compare).resolve())
     todo = cases()
     times = {(tree, name): [] for name in todo for tree in trees}
     for tree, name in times:  # warm the page cache and the .pyc files; not counted

@@ -203,3 +203,16 @@ def test_every_day_in_the_ledger_carries_the_digest_its_table_gives_back(loader,
             stored = day_digests(conn, "klines", "BTCUSDT", "1m", days)
         assert recorded == {day: stored[day].digest for day in days}
         assert stored[date(2024, 2, 10)].rows == 1440 - 25
+
+
+def test_a_rerun_reloads_only_the_days_that_lost_rows(loader, repo, sim):
+    """A re-run counts each run of recorded days in one statement; a day whose rows were deleted is found
+    inside the run and loaded again, its neighbours stay unchanged."""
+    days = days_between(date(2024, 1, 1), date(2024, 1, 10))
+    assert {r.status for r in loader("1h").load("BTCUSDT", days)} == {DayStatus.COMPLETE}
+    hit = day_start_ms(date(2024, 1, 5))
+    assert repo.delete_klines("BTCUSDT", "1h", hit + 3 * 3_600_000, hit + 5 * 3_600_000) == 2
+    results = {r.day: r.status for r in loader("1h").load("BTCUSDT", days)}
+    assert results.pop(date(2024, 1, 5)) == DayStatus.COMPLETE
+    assert set(results.values()) == {DayStatus.UNCHANGED}
+    assert repo.count_klines("BTCUSDT", "1h", days[0], day_start_ms(days[-1]) + DAY_MS) == 240

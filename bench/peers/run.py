@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import sim_process
+from bench.common import byte_compile, sim_process
 from bench.peers import report, row_archive, row_rest, row_stream, sim
 from bench.peers.envs import REPO, Project, peer_python
 from bench.peers.measure import load_average
@@ -120,6 +120,7 @@ def main() -> None:
 
 def measure(args: argparse.Namespace, project: Project) -> None:
     wanted = set(args.only)
+    byte_compile(project.tree)
     started, load0 = time.monotonic(), load_average()
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average {load0:.2f}; project: "
           f"{describe_tree(project.tree)}; rounds {args.rounds}", flush=True)

@@ -18,11 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from marketdata_assets.binance.errors import PayloadFormatError
+
 HEADER = b"agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker"
 FIELDS = 7
 
 
-class AggTradesFormatError(ValueError):
+class AggTradesFormatError(PayloadFormatError):
     """Aggregate-trade data whose layout or content is not Binance's (names the input)."""
 
 

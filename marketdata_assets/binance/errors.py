@@ -24,6 +24,12 @@ INVALID_PARAMETER_CODES = frozenset(
 )
 
 
+
+class PayloadFormatError(ValueError):
+    """A file or response whose layout or content is not what Binance publishes; each dataset's parser
+    raises its own subclass, naming the input. Callers that fail the day catch this one base."""
+
+
 def describe_request(url: str | None) -> str:
     """'/fapi/v1/klines symbol=BTCUSDT interval=1m' from a URL: enough to find the call, nothing secret."""
     if not url:

@@ -12,6 +12,7 @@ import csv
 import io
 from dataclasses import dataclass
 
+from marketdata_assets.binance.errors import PayloadFormatError
 from marketdata_assets.storage.types import to_decimal
 
 HOUR_MS = 3_600_000
@@ -20,7 +21,7 @@ ARCHIVE_HEADER = ("calc_time", "funding_interval_hours", "last_funding_rate")
 LOOKBACK_MS = 8 * HOUR_MS  # the previous event of a day is at most one (longest) interval before it
 
 
-class FundingFormatError(ValueError):
+class FundingFormatError(PayloadFormatError):
     """An archive fundingRate file whose layout is not Binance's (names the file and the row)."""
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from marketdata_assets.binance.errors import PayloadFormatError
 from marketdata_assets.binance.intervals import InvalidInputError
 
 ARCHIVE_COLUMNS = (
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-class KlineFormatError(ValueError):
+class KlineFormatError(PayloadFormatError):
     """A kline payload whose layout is not Binance's; the message names the payload."""
 
 

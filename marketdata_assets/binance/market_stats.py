@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from marketdata_assets.binance.errors import PayloadFormatError
 from marketdata_assets.binance.intervals import DAY_MS
 from marketdata_assets.storage.types import to_decimal
 
@@ -32,7 +33,7 @@ BOOK_DEPTH_STEP_MS = 30_000
 BOOK_DEPTH_SNAPSHOTS_PER_DAY = DAY_MS // BOOK_DEPTH_STEP_MS  # 2880 per band
 
 
-class ArchiveLayoutError(ValueError):
+class ArchiveLayoutError(PayloadFormatError):
     """An archive file whose layout or content is not what Binance publishes (names the file and the row)."""
 
 

@@ -43,6 +43,7 @@ from marketdata_assets.binance.kline_kinds import KLINE_KINDS
 from marketdata_assets.binance.klines import RawKlines, raw_klines_from_rest
 from marketdata_assets.binance.ratelimit import WEIGHT_HEADER, Sleep, WeightBudget, shared_budget
 from marketdata_assets.binance.retry import TRANSIENT_EXCEPTIONS, RetryPolicy, describe_failure, is_transient_status
+from marketdata_assets.binance.tls import shared_tls_context
 
 if TYPE_CHECKING:
     from marketdata_assets.settings import Settings
@@ -173,6 +174,7 @@ class BinanceRestClient:
         self._http = httpx.Client(
             base_url=self.base_url,
             headers=headers,
+            verify=shared_tls_context(),
             timeout=httpx.Timeout(timeout),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )

@@ -10,21 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import date
 
-from marketdata_assets.binance.agg_trades import AggTradesFormatError
-from marketdata_assets.binance.errors import BinanceError, InvalidSymbolError
+from marketdata_assets.binance.errors import BinanceError, InvalidSymbolError, PayloadFormatError
 from marketdata_assets.binance.exchange_info import SymbolInfo
-from marketdata_assets.binance.funding import FundingFormatError
 from marketdata_assets.binance.intervals import DAY_MS, InvalidInputError, day_start_ms
-from marketdata_assets.binance.klines import KlineFormatError
-from marketdata_assets.binance.market_stats import ArchiveLayoutError
 from marketdata_assets.ingest.contract import DayResult
 from marketdata_assets.storage.ledger import DayStatus
 from marketdata_assets.validation.errors import KlineValidationError
 
 #: what goes wrong with one day (after the clients' retries): the day fails, the others load
-DAY_ERRORS: tuple[type[Exception], ...] = (
-    BinanceError, AggTradesFormatError, FundingFormatError, ArchiveLayoutError, KlineFormatError, KlineValidationError,
-)
+DAY_ERRORS: tuple[type[Exception], ...] = (BinanceError, PayloadFormatError, KlineValidationError)
 
 
 def traded_window(info: SymbolInfo, day: date, now_ms: int) -> tuple[int, int]:

@@ -272,9 +272,10 @@ class KlineLoader(ExchangeLoader):
         }
         if not ledger:
             return {}
-        # counted in the database, a row per day back (not a year of open times read into Python)
-        counts = self.repo.day_counts(self.dataset, symbol, interval, sorted(ledger))
-        return {day: row for day, row in ledger.items() if counts[day] == row.actual_rows}
+        # counted in the database, a number per run of days back (not a year of open times read into Python)
+        holding = self.repo.days_holding(self.dataset, symbol, interval,
+                                         {day: row.actual_rows for day, row in ledger.items()})
+        return {day: row for day, row in ledger.items() if day in holding}
 
     def _fetch_day(self, info: SymbolInfo, interval: str, plan: _DayPlan, known: LedgerRow | None) -> None:
         symbol = info.symbol

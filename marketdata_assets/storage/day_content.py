@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -86,11 +86,11 @@ def _as_stored(column: sa.Column, postgres: bool) -> sa.ColumnElement:
     return column
 
 
-def _runs(days: Iterable[date]) -> list[list[date]]:
-    """Sorted days as runs of consecutive days, each at most DAYS_PER_READ long."""
+def _runs(days: Iterable[date], longest: int = DAYS_PER_READ) -> list[list[date]]:
+    """Sorted days as runs of consecutive days, each at most `longest` days long."""
     out: list[list[date]] = []
     for day in sorted(set(days)):
-        if out and (day - out[-1][-1]).days == 1 and len(out[-1]) < DAYS_PER_READ:
+        if out and (day - out[-1][-1]).days == 1 and len(out[-1]) < longest:
             out[-1].append(day)
         else:
             out.append([day])
@@ -130,6 +130,27 @@ def day_counts(conn: Connection, dataset: str, symbol: str, interval: str,
         found = {EPOCH_DAY + timedelta(days=int(d)): int(n) for d, n in conn.execute(query)}
         out.update({day: DayDigest(found.get(day, 0), None) for day in run})
     return out
+
+
+def days_holding(conn: Connection, dataset: str, symbol: str, interval: str,
+                 expected: Mapping[date, int]) -> set[date]:
+    """The days of `expected` whose stored row count is the one given: a re-run's check that a recorded
+    day's rows are all still there.
+
+    Why not `day_counts`: grouping a symbol-year by day costs the database 0.4-0.6 s, a plain count of the
+    same range 0.1 s. Each run of consecutive days is counted in one statement; only a run whose total
+    differs is counted day by day. A deleted row always shows; a deletion and an off-grid insertion in
+    another day of the same run cancel out, as an altered value goes unseen: what the audit's digest is for."""
+    content = DAY_CONTENTS[dataset]
+    holding: set[date] = set()
+    for run in _runs(expected, longest=len(expected)):
+        total = conn.execute(sa.select(sa.func.count()).where(*_where(content, symbol, interval, run))).scalar_one()
+        if total == sum(expected[day] for day in run):
+            holding.update(run)
+            continue
+        counts = day_counts(conn, dataset, symbol, interval, run)
+        holding.update(day for day in run if counts[day].rows == expected[day])
+    return holding
 
 
 # The digested line of a kline row is its archive CSV line without the last field (`ignore`), `|` for `,`:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from numbers import Integral
 from typing import TYPE_CHECKING
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -27,6 +27,7 @@ from marketdata_assets.binance.klines import RawKlines
 from marketdata_assets.storage import day_content, ledger, upsert_pg, upsert_sqlite
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 from marketdata_assets.storage.ledger import LedgerRow
 from marketdata_assets.storage.sql_time import epoch_ms
@@ -54,7 +55,7 @@ def to_ms(value: TimeLike, name: str = "time") -> int:
     """Epoch ms from ms ints, datetimes (naive = UTC; pandas Timestamps too) or dates (start of the day)."""
     if isinstance(value, bool):
         raise InvalidInputError(f"invalid {name} {value!r}: expected a datetime, date or epoch ms")
-    if isinstance(value, (int, np.integer)):
+    if isinstance(value, Integral):  # numpy's integers too
         return int(value)
     if isinstance(value, datetime):
         return datetime_to_ms(value)
@@ -143,6 +144,8 @@ class MarketDataRepository:
         ms = epoch_ms(column, self.engine)
         query = sa.select(ms).where(*self._where(symbol, interval, start, end, table)).order_by(column)
         with self.engine.connect() as conn:
+            import numpy as np  # only for the readers: the re-run's import time
+
             return np.fromiter(conn.execute(query).scalars(), dtype=np.int64)
 
     def find_gaps(self, symbol: str, interval: str, start: TimeLike, end: TimeLike, *,
@@ -194,11 +197,10 @@ class MarketDataRepository:
         with self.engine.connect() as conn:
             return ledger.ledger_checksums(conn, dataset, symbol, interval, days)
 
-    def day_counts(self, dataset: str, symbol: str, interval: str, days: Sequence[date]) -> dict[date, int]:
-        """Rows stored for each of `days` of a dataset (0 for a day without rows)."""
+    def days_holding(self, dataset: str, symbol: str, interval: str, expected: Mapping[date, int]) -> set[date]:
+        """The days of `expected` that still store exactly the given number of rows (day_content.days_holding)."""
         with self.engine.connect() as conn:
-            return {day: found.rows for day, found in day_content.day_counts(conn, dataset, symbol, interval,
-                                                                             days).items()}
+            return day_content.days_holding(conn, dataset, symbol, interval, expected)
 
     def record_archive_checked(self, dataset: str, symbol: str, interval: str, days: Iterable[date],
                                at: datetime) -> None:

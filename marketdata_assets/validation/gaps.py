@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 
-import numpy as np
-
 from marketdata_assets.binance.intervals import interval_ms, ms_to_datetime
 
 FILLABLE = "fillable"
@@ -83,6 +81,8 @@ def gap_from_dict(stored: dict) -> AnyGap:
 
 def find_missing(open_times_ms: Iterable[int], interval: str, start_ms: int, end_ms: int) -> list[Gap]:
     """Runs of grid open times in [start_ms, end_ms) absent from `open_times_ms`."""
+    import numpy as np  # here, not at the top: a re-run that finds nothing to load never needs it (70 ms)
+
     step = interval_ms(interval)
     first = -(-start_ms // step) * step
     if first >= end_ms:
