@@ -80,7 +80,9 @@ def _keep_for_readme(path, name: str) -> None:
 
 
 SWITCHES_JS = """() => Array.from(document.querySelectorAll('label[class*=formatSwitch] input')).map(e => {
-  let row = e.closest('label').parentElement;
+  // the switch's table row; without one, the nearest ancestor with text (a sensor that has ticked shows
+  // its last tick time in a cell of its own, which must not be taken for the row)
+  let row = e.closest('tr') || e.closest('label').parentElement;
   while (row && !row.innerText.trim()) row = row.parentElement;
   return [row.innerText.split('\\n').map(line => line.trim()), e.checked, e.disabled];
 })"""
@@ -90,7 +92,8 @@ def _automation_switches(page, names: set[str]) -> dict[str, bool] | None:
     """{sensor or schedule: its switch is on} once the Automation page shows every one of `names` enabled."""
     found = {}
     for lines, checked, disabled in page.evaluate(SWITCHES_JS):
-        name = next((line for line in lines if line in names), None)
+        name = next((part for line in lines for part in line.split('\t') if part.strip() in names), None)
+        name = name.strip() if name else None
         if name is None or disabled:
             return None
         found[name] = checked
