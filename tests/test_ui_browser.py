@@ -79,21 +79,21 @@ def _keep_for_readme(path, name: str) -> None:
         shutil.copy(path, target)
 
 
-SWITCHES_JS = """() => Array.from(document.querySelectorAll('label[class*=formatSwitch] input')).map(e => {
-  // the switch's table row; without one, the nearest ancestor with text (a sensor that has ticked shows
-  // its last tick time in a cell of its own, which must not be taken for the row)
-  let row = e.closest('tr') || e.closest('label').parentElement;
-  while (row && !row.innerText.trim()) row = row.parentElement;
-  return [row.innerText.split('\\n').map(line => line.trim()), e.checked, e.disabled];
+SWITCHES_JS = """(names) => Array.from(document.querySelectorAll('label[class*=formatSwitch] input')).map(e => {
+  // the switch's row: its nearest ancestor with a line naming a sensor or schedule (the nearest one with any
+  // text can be a cell of its own, such as the last tick time of a sensor that has ticked)
+  const linesOf = el => el.innerText.split('\\n').map(line => line.trim());
+  let row = e.closest('label').parentElement;
+  while (row && !linesOf(row).some(line => names.includes(line))) row = row.parentElement;
+  return [row ? linesOf(row) : [], e.checked, e.disabled];
 })"""
 
 
 def _automation_switches(page, names: set[str]) -> dict[str, bool] | None:
     """{sensor or schedule: its switch is on} once the Automation page shows every one of `names` enabled."""
     found = {}
-    for lines, checked, disabled in page.evaluate(SWITCHES_JS):
-        name = next((part for line in lines for part in line.split('\t') if part.strip() in names), None)
-        name = name.strip() if name else None
+    for lines, checked, disabled in page.evaluate(SWITCHES_JS, sorted(names)):
+        name = next((line for line in lines if line in names), None)
         if name is None or disabled:
             return None
         found[name] = checked

@@ -12,7 +12,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from bench.common import REPO
+
 PEERS_DIR = REPO / ".peers"
 WRAPPERS = Path(__file__).resolve().parent / "wrappers"
 VENVS = {"freqtrade": "freqtrade", "cryptofeed": "cryptofeed", "python-binance": "rest", "ccxt": "rest"}

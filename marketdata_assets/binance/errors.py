@@ -24,7 +24,6 @@ INVALID_PARAMETER_CODES = frozenset(
 )
 
 
-
 class PayloadFormatError(ValueError):
     """A file or response whose layout or content is not what Binance publishes; each dataset's parser
     raises its own subclass, naming the input. Callers that fail the day catch this one base."""

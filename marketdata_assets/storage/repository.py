@@ -143,9 +143,9 @@ class MarketDataRepository:
         column = table.c.open_time
         ms = epoch_ms(column, self.engine)
         query = sa.select(ms).where(*self._where(symbol, interval, start, end, table)).order_by(column)
-        with self.engine.connect() as conn:
-            import numpy as np  # only for the readers: the re-run's import time
+        import numpy as np  # here, not at the top: a re-run that loads nothing never needs it
 
+        with self.engine.connect() as conn:
             return np.fromiter(conn.execute(query).scalars(), dtype=np.int64)
 
     def find_gaps(self, symbol: str, interval: str, start: TimeLike, end: TimeLike, *,
