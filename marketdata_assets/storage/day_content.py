@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by
@@ -30,6 +31,9 @@ from marketdata_assets.storage.tables_market_stats import book_depth, open_inter
 from marketdata_assets.storage.tables_price_klines import kline_table
 from marketdata_assets.storage.tables_stream import agg_trades
 from marketdata_assets.storage.types import ExactDecimal, UtcTimestamp
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # ingestion bookkeeping, not content
 NOT_CONTENT = frozenset({"id", "source", "ingested_at"})
@@ -159,7 +163,8 @@ def days_holding(conn: Connection, dataset: str, symbol: str, interval: str,
 _LAST_FIELD = re.compile(rb",[^,\n]*\n")
 _NEGATIVE_ZERO = re.compile(rb"-0(?:\.0*)?[,\n]")
 _LEADING_ZERO = re.compile(rb",-?0[0-9]")
-_BARE_POINT_END = re.compile(rb"\.[,\n]")
+_COMMA_TO_BAR = bytes.maketrans(b",", b"|")
+_NL, _COMMA, _POINT, _ZERO = (ord(c) for c in "\n,.0")
 assert [c.name for c in kline_data.columns if c.name not in NOT_CONTENT | {"symbol", "interval"}] == [
     "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "trades_count",
     "taker_buy_volume", "taker_buy_quote_volume"]
@@ -171,28 +176,45 @@ def kline_csv_digest(body: bytes) -> DayDigest | None:
     differently by the database (then the digest is read back from the table).
 
     Why: reading a symbol-year back to digest it costs the load about 2 s of database time; this is about
-    3 ms per day of scanning and hashing (1 s a year), done while the previous chunk is being written."""
+    0.4 ms per day (0.15 s a year), done while the previous chunk is being written. The scans are numpy
+    comparisons over the bytes: the regexes and substring searches they replace took 0.75 s a year."""
     if not body:
         return EMPTY_DAY
-    if not body.endswith(b"\n") or b"\n\n" in body:
+    if body[:1] in (b"0", b".", b"-", b"\n"):
+        return None  # a line starting oddly (open times are positive, never zero-padded)
+    import numpy as np  # the load's prepare thread has it imported already (validation)
+
+    text = np.frombuffer(body, np.uint8)
+    newlines = np.flatnonzero(text == _NL)
+    rows = len(newlines)
+    if not rows or newlines[-1] != len(text) - 1 or (np.diff(newlines) == 1).any():
+        return None  # not newline-terminated, or a blank line
+    if not _as_rendered(body, text, newlines):
         return None
-    if not _as_rendered(body):
-        return None
-    rows = body.count(b"\n")
-    # `ignore` is "0" on every line of Binance's files: cut it with one replace, else field by field
-    cut = body.replace(b",0\n", b"\n") if body.count(b",0\n") == rows else _LAST_FIELD.sub(b"\n", body)
-    return DayDigest(rows, hashlib.sha256(cut.replace(b",", b"|")[:-1]).hexdigest())
+    if (text[newlines - 1] == _ZERO).all() and (text[newlines - 2] == _COMMA).all():
+        # `ignore` is "0" on every line of Binance's files: drop those two bytes of each line at once
+        keep = np.ones(len(text), bool)
+        keep[newlines - 1] = keep[newlines - 2] = False
+        cut = text[keep].tobytes()
+    else:
+        cut = _LAST_FIELD.sub(b"\n", body)
+    return DayDigest(rows, hashlib.sha256(cut.translate(_COMMA_TO_BAR)[:-1]).hexdigest())
 
 
-def _as_rendered(body: bytes) -> bool:
-    """Whether every number of the CSV `body` is written as the database writes it: no leading zero before
-    a digit, no bare point, no negative zero. A few C-speed scans (a day is about 160 kB): regexes only
-    where they start on a rare byte."""
-    if body[:1] in (b"0", b".", b"-") or b"\n0" in body or b"\n-" in body or b"\n." in body:
-        return False  # a line starting oddly (open times are positive, never zero-padded)
-    if b",." in body or b",-." in body or _BARE_POINT_END.search(body) or _LEADING_ZERO.search(body):
-        return False  # ".5", "-.5", "5.", "012", "-012"
-    return _NEGATIVE_ZERO.search(body) is None  # "-0", "-0.00"
+def _as_rendered(body: bytes, text: np.ndarray, newlines: np.ndarray) -> bool:
+    """Whether every number of the CSV `body` (`text`, its bytes as uint8) is written as the database
+    writes it: no leading zero before a digit, no bare point, no negative zero."""
+    separator = text == _COMMA
+    separator[newlines] = True
+    point = text == _POINT
+    if (separator[:-1] & point[1:]).any() or (point[:-1] & separator[1:]).any():
+        return False  # ".5" or "5."
+    zero_first = separator[:-2] & (text[1:-1] == _ZERO)
+    if zero_first.any() and (zero_first & ((text[2:] - _ZERO) < 10)).any():
+        return False  # "012"
+    if b"-" in body:  # rare (premium index): the signed forms by regex
+        return not (b"\n-" in body or b",-." in body or _LEADING_ZERO.search(body) or _NEGATIVE_ZERO.search(body))
+    return True
 
 
 def _content_columns(content: DayContent, postgres: bool) -> list[sa.ColumnElement]:
