@@ -111,3 +111,40 @@ def test_0009_keeps_every_stored_bar_and_keys_the_table_by_symbol_interval_open_
     assert key["constrained_columns"] == ["symbol", "interval", "open_time"]
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
         conn.execute(kline_data.insert(), rows[:1])
+
+
+@pytest.mark.parametrize("engine_fixture", ["sqlite_engine", pytest.param("pg_engine", marks=pytest.mark.postgres)])
+def test_0010_spells_the_enumerated_checks_as_equalities_keeping_rows_and_refusals(engine_fixture, request):
+    """The CHECKs come out of 0010 as OR'd equalities (SQLite builds a table per row for an IN list), every
+    stored row stays, a value outside the list is still refused, and 0009 comes back on downgrade."""
+    from datetime import UTC, datetime
+
+    from marketdata_assets.storage.tables import kline_data
+
+    engine = request.getfixturevalue(engine_fixture)
+    migrate.upgrade(engine, "0009")
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    row = {"symbol": "BTCUSDT", "interval": "1m", "open_time": start, "open": "1.10", "high": "2.20", "low": "0.50",
+           "close": "1.00", "volume": "3.000", "quote_volume": "4.0", "close_time": start, "trades_count": 7,
+           "taker_buy_volume": "1.5", "taker_buy_quote_volume": "2.5", "source": "archive", "ingested_at": start}
+    with engine.begin() as conn:
+        conn.execute(kline_data.insert(), [row])
+    assert migrate.upgrade(engine) == migrate.HEAD_REVISION
+    checks = {c["name"]: c["sqltext"] for c in sa.inspect(engine).get_check_constraints("kline_data")}
+    assert " OR " in checks["ck_kline_data_source"].upper() and "'stream'" in checks["ck_kline_data_source"]
+    with engine.begin() as conn:
+        assert [str(v) for v in conn.execute(sa.select(kline_data.c.open)).scalars()] == ["1.10"]
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(kline_data.insert(), [row | {"open_time": datetime(2024, 1, 2, tzinfo=UTC), "source": "bogus"}])
+    _downgrade(engine, "0009")
+    checks = {c["name"]: c["sqltext"] for c in sa.inspect(engine).get_check_constraints("kline_data")}
+    assert " OR " not in checks["ck_kline_data_source"].upper()  # the IN list (PostgreSQL: = ANY) again
+
+
+def _downgrade(engine, revision: str) -> None:
+    from alembic import command
+
+    config = migrate.alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)

@@ -151,6 +151,9 @@ def test_a_symbol_added_in_the_materialize_dialog_survives_discovery(ui_stack: U
     page.get_by_role("button", name="Save").click()
     wait_until("SOLUSDT in the symbols partitions", lambda: "SOLUSDT" in _symbols(ui_stack), timeout_s=30)
     added_at = datetime.now(UTC).timestamp()
+    # the "Add a partition" dialog closes once its save returns, which may be after the partition shows in
+    # GraphQL; until then its Cancel and the Materialize dialog's are both on the page
+    expect(page.get_by_placeholder("name")).to_be_hidden(timeout=30_000)
     page.get_by_role("button", name="Cancel").click()
 
     wait_until("a symbol_discovery tick after the symbol was added",

@@ -164,7 +164,8 @@ def raw_klines_from_csv(data: bytes, symbol: str, interval: str, source: str = "
     Raises KlineFormatError naming `name` when the column layout is not the 12-column kline layout.
     The common case (ms timestamps, 12 fields per line) is checked with byte counts, not line by line.
     """
-    body = data.replace(b"\r\n", b"\n").strip(b"\n")
+    # one-byte searches first: a two-byte search of a year of text costs ten times as much
+    body = (data.replace(b"\r\n", b"\n") if b"\r" in data else data).strip(b"\n")
     if not body:
         return RawKlines(symbol, interval, source, b"")
     first_end = body.find(b"\n")

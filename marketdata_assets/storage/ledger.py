@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from marketdata_assets.binance.intervals import InvalidInputError, parse_day
 from marketdata_assets.storage.day_content import content_of, day_digests
-from marketdata_assets.storage.tables import partition_ledger
+from marketdata_assets.storage.tables import LEDGER_STATUSES, partition_ledger
 from marketdata_assets.validation.gaps import Gap
 
 _KEY = ("dataset", "symbol", "interval", "day")
@@ -54,7 +54,7 @@ class CheckStatus(StrEnum):
     FAILED = "failed"
 
 
-LEDGER_STATUSES = tuple(s.value for s in LedgerStatus)
+assert tuple(s.value for s in LedgerStatus) == LEDGER_STATUSES, "the table's check lists the statuses"
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ MIGRATION_LOCK_KEY = 0x6D64_6D69_6772  # "mdmigr": this project's advisory lock 
 MIGRATION_LOCK_TIMEOUT_S = 120
 # the newest revision shipped (tests/test_storage_migrations.py holds it equal to the scripts' head): a store
 # already there is seen by one query, without importing Alembic (a tenth of every command's start-up)
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"
 
 if TYPE_CHECKING:
     from alembic.config import Config

@@ -8,6 +8,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from marketdata_assets.binance.klines import SOURCES as KLINE_SOURCES
+from marketdata_assets.storage.constraints import one_of_check
 from marketdata_assets.storage.types import ExactDecimal, UtcTimestamp
 
 metadata = sa.MetaData()
@@ -45,11 +47,14 @@ def kline_shaped_table(name: str) -> sa.Table:
         sa.Column("source", sa.String(16), nullable=False),
         sa.Column("ingested_at", UtcTimestamp(), nullable=False),
         sa.PrimaryKeyConstraint("symbol", "interval", "open_time", name=f"pk_{name}"),
-        sa.CheckConstraint("source IN ('archive', 'rest', 'stream')", name=f"ck_{name}_source"),
+        one_of_check("source", KLINE_SOURCES, f"ck_{name}_source"),
     )
 
 
 kline_data = kline_shaped_table("kline_data")
+
+# storage.ledger.LedgerStatus's values (ledger.py asserts they are these)
+LEDGER_STATUSES = ("complete", "incomplete", "failed", "out_of_range")
 
 partition_ledger = sa.Table(
     "partition_ledger",
@@ -72,8 +77,5 @@ partition_ledger = sa.Table(
     sa.Column("content_digest", sa.String(64), nullable=True),
     # exchange time the archive file was last known to carry archive_checksum (None: before 0008)
     sa.Column("archive_checked_at", UtcTimestamp(), nullable=True),
-    # the values of storage.ledger.LedgerStatus (a test holds them equal)
-    sa.CheckConstraint(
-        "status IN ('complete', 'incomplete', 'failed', 'out_of_range')", name="ck_partition_ledger_status"
-    ),
+    one_of_check("status", LEDGER_STATUSES, "ck_partition_ledger_status"),
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from marketdata_assets.storage.constraints import one_of_check
 from marketdata_assets.storage.tables import metadata
 from marketdata_assets.storage.types import ExactDecimal, UtcTimestamp
 
@@ -23,6 +24,6 @@ funding_rates = sa.Table(
     sa.Column("funding_interval_hours", sa.Integer(), nullable=False),
     sa.Column("source", sa.String(8), nullable=False),
     sa.Column("ingested_at", UtcTimestamp(), nullable=False),
-    sa.CheckConstraint("source IN ('archive', 'rest')", name="ck_funding_rates_source"),
-    sa.CheckConstraint("funding_interval_hours IN (1, 2, 4, 8)", name="ck_funding_rates_interval"),
+    one_of_check("source", ("archive", "rest"), "ck_funding_rates_source"),
+    one_of_check("funding_interval_hours", (1, 2, 4, 8), "ck_funding_rates_interval"),
 )

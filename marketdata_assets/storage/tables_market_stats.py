@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from marketdata_assets.storage.constraints import one_of_check
 from marketdata_assets.storage.tables import metadata
 from marketdata_assets.storage.types import ExactDecimal, UtcTimestamp
 
@@ -28,7 +29,7 @@ open_interest_metrics = sa.Table(
     *[sa.Column(name, ExactDecimal(), nullable=True) for name in METRICS_COLUMNS],
     sa.Column("source", sa.String(8), nullable=False),
     sa.Column("ingested_at", UtcTimestamp(), nullable=False),
-    sa.CheckConstraint("source IN ('archive')", name="ck_open_interest_metrics_source"),
+    one_of_check("source", ("archive",), "ck_open_interest_metrics_source"),
 )
 
 book_depth = sa.Table(
@@ -41,5 +42,5 @@ book_depth = sa.Table(
     sa.Column("notional", ExactDecimal(), nullable=False),
     sa.Column("source", sa.String(8), nullable=False),
     sa.Column("ingested_at", UtcTimestamp(), nullable=False),
-    sa.CheckConstraint("source IN ('archive')", name="ck_book_depth_source"),
+    one_of_check("source", ("archive",), "ck_book_depth_source"),
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from marketdata_assets.storage.constraints import one_of_check
 from marketdata_assets.storage.tables import BigId, Json, metadata
 from marketdata_assets.storage.types import ExactDecimal, UtcTimestamp
 
@@ -29,7 +30,7 @@ agg_trades = sa.Table(
     sa.Column("source", sa.String(8), nullable=False),
     sa.Column("ingested_at", UtcTimestamp(), nullable=False),
     # 'archive': historical days from data.binance.vision (ingest/agg_trades.py; migration 0005)
-    sa.CheckConstraint("source IN ('stream', 'rest', 'archive')", name="ck_agg_trades_source"),
+    one_of_check("source", ("stream", "rest", "archive"), "ck_agg_trades_source"),
 )
 sa.Index("ix_agg_trades_symbol_trade_time", agg_trades.c.symbol, agg_trades.c.trade_time)
 
@@ -101,7 +102,7 @@ stream_gaps = sa.Table(
     sa.Column("detected_at", UtcTimestamp(), nullable=False),
     sa.Column("updated_at", UtcTimestamp(), nullable=False),
     sa.UniqueConstraint("symbol", "stream", "start_time", name="uq_stream_gaps_symbol_stream_start"),
-    sa.CheckConstraint("state IN ('open', 'filled', 'failed', 'not_fillable')", name="ck_stream_gaps_state"),
+    one_of_check("state", GAP_STATES, "ck_stream_gaps_state"),
 )
 sa.Index("ix_stream_gaps_state", stream_gaps.c.state)
 
