@@ -162,7 +162,7 @@ class KlineLoader(ExchangeLoader):
         info = self.symbol_info(symbol)
         interval = self.interval
         ordered = sorted(set(days))
-        chunks = [ordered[i : i + self.batch_days] for i in range(0, len(ordered), self.batch_days)]
+        chunks = _ramped_chunks(ordered, self.batch_days)
         results: list[DayResult] = []
         # one reading of the exchange's clock for the call: a later one could only close more bars
         now = self.now_ms() if chunks else 0
@@ -415,6 +415,18 @@ class KlineLoader(ExchangeLoader):
             self.written["updated"] += outcome.updated
             self.written["unchanged"] += outcome.unchanged
         return results
+
+
+def _ramped_chunks(days: list[date], longest: int, first: int = 4) -> list[list[date]]:
+    """Days in chunks of 4, 8, 16 ... up to `longest`: the database waits for the first chunk, so a short one
+    starts it early; later chunks are long, because each costs a transaction and a validation pass."""
+    chunks: list[list[date]] = []
+    size = max(1, min(first, longest))
+    while days:
+        chunks.append(days[:size])
+        days = days[size:]
+        size = min(size * 2, longest)
+    return chunks
 
 
 VALIDATION_MODULE = "marketdata_assets.validation.schemas"
