@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from marketdata_sim import generate as gen
-from marketdata_sim.fmt import encode_rows, format_column
+from marketdata_sim.fmt import encode_rows, format_column, json_rows
 from marketdata_sim.symbols import DAY_MS, MARK_DECIMALS, SymbolSpec, default_symbols, utc_ms
 from marketdata_sim.timegrid import (
     MINUTE_MS,
@@ -47,6 +47,10 @@ def _normalise_outages(outages: Iterable[Sequence]) -> list[gen.Outage]:
             raise ValueError(f"outage {item!r}: expected (start_ms, end_ms[, symbols]) with end > start")
         out.append((start, end, symbols))
     return out
+
+
+# REST kline arrays: open time, close time and trade count are JSON numbers, the rest strings (SPEC A.3)
+_REST_INT_FIELDS = frozenset({0, 6, 8})
 
 
 class SimMarket:
@@ -258,11 +262,16 @@ class SimMarket:
         cols = kline_text_columns(spec, interval, bars, kind)
         texts = [format_column(v, d) if not isinstance(v, str) else [v] * n for v, d in
                  ((c if isinstance(c, str) else c[0], 0 if isinstance(c, str) else c[1]) for c in cols)]
-        ints = {0, 6, 8}
+        ints = _REST_INT_FIELDS
         rows = []
         for i in range(n):
             rows.append([int(texts[j][i]) if j in ints else texts[j][i] for j in range(12)])
         return rows
+
+    def kline_rest_json(self, spec: SymbolSpec, interval: str, bars: Bars, kind: str = "trade") -> bytes:
+        """The JSON body of a REST kline page: `kline_rest_rows` as orjson writes it, built vectorised (the
+        simulator must not be what a client benchmark measures)."""
+        return json_rows(kline_text_columns(spec, interval, bars, kind), [i not in _REST_INT_FIELDS for i in range(12)])
 
     def kline_csv(self, spec: SymbolSpec, interval: str, bars: Bars, kind: str = "trade") -> bytes:
         """Bars as archive CSV lines (no header), exactly the REST values."""

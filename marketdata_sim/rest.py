@@ -137,7 +137,7 @@ def _kline_handler(kind: str, param: str) -> Callable:
         limit = _limit(q, 500, MAX_KLINE_LIMIT)
         start, end = _times(q)
         bars = market.klines(spec.symbol, interval, start, end, limit, kind)
-        return json_response(market.kline_rest_rows(spec, interval, bars, kind))
+        return web.Response(body=market.kline_rest_json(spec, interval, bars, kind), content_type="application/json")
 
     return handler
 
