@@ -184,3 +184,21 @@ def test_weights_per_spec(sim) -> None:
             assert r.status_code == 200, (path, r.text)
             assert sim.stats()["total_weight"] - before == weight, (path, params)
             assert "X-MBX-USED-WEIGHT-1M" in r.headers
+
+
+@pytest.mark.parametrize("kind", ["trade", "mark", "index", "premium"])
+@pytest.mark.parametrize("interval", ["1m", "1h", "1d", "1w", "1M"])
+def test_a_kline_page_is_written_exactly_as_orjson_writes_its_rows(kind, interval):
+    """The page body is built as one byte matrix (marketdata_sim.fmt.json_rows), not from a Python object
+    per value: it must be byte for byte what orjson.dumps makes of kline_rest_rows, empty pages included."""
+    import orjson
+
+    from marketdata_sim.market import SimMarket
+
+    market = SimMarket(now="2024-02-01T00:00:00Z")
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        spec = market.spec(symbol)
+        for start, limit in ((utc_ms("2024-01-01"), 499), (utc_ms("2020-09-01"), 7), (utc_ms("2030-01-01"), 5)):
+            bars = market.klines(symbol, interval, start, None, limit, kind)
+            assert market.kline_rest_json(spec, interval, bars, kind) == \
+                orjson.dumps(market.kline_rest_rows(spec, interval, bars, kind))
