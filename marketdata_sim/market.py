@@ -51,6 +51,7 @@ def _normalise_outages(outages: Iterable[Sequence]) -> list[gen.Outage]:
 
 # REST kline arrays: open time, close time and trade count are JSON numbers, the rest strings (SPEC A.3)
 _REST_INT_FIELDS = frozenset({0, 6, 8})
+_PAGE_CACHE_SIZE = 256  # pages of up to 1,500 bars (200 kB): at most about 50 MB
 
 
 class SimMarket:
@@ -73,6 +74,8 @@ class SimMarket:
         self._day_cache_size = day_cache_size
         self._summaries: dict[tuple[str, str, int], Bars | None] = {}
         self.generation = 0  # bumped when the data changes (outages); caches keyed on it
+        # REST kline pages as sent, by request and data state: benchmarks ask the same pages every round
+        self._pages: OrderedDict[tuple, bytes] = OrderedDict()
 
     # ----- clock -------------------------------------------------------------------------------
     @property
@@ -267,6 +270,24 @@ class SimMarket:
         for i in range(n):
             rows.append([int(texts[j][i]) if j in ints else texts[j][i] for j in range(12)])
         return rows
+
+    def kline_page_json(self, symbol: str, interval: str, start_ms: int | None, end_ms: int | None, limit: int,
+                        kind: str = "trade") -> bytes:
+        """The body of one /fapi/v1/klines answer (`klines` as `kline_rest_json`), remembered for the same
+        request while the data and the clock stay as they are (a frozen clock: every benchmark round)."""
+        spec = self.spec(symbol)
+        key = (spec, interval, start_ms, end_ms, limit, kind, self.generation, self.now_ms)
+        with self._lock:
+            body = self._pages.get(key)
+            if body is not None:
+                self._pages.move_to_end(key)
+                return body
+        body = self.kline_rest_json(spec, interval, self.klines(symbol, interval, start_ms, end_ms, limit, kind), kind)
+        with self._lock:
+            self._pages[key] = body
+            while len(self._pages) > _PAGE_CACHE_SIZE:
+                self._pages.popitem(last=False)
+        return body
 
     def kline_rest_json(self, spec: SymbolSpec, interval: str, bars: Bars, kind: str = "trade") -> bytes:
         """The JSON body of a REST kline page: `kline_rest_rows` as orjson writes it, built vectorised (the

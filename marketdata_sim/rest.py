@@ -136,8 +136,8 @@ def _kline_handler(kind: str, param: str) -> Callable:
             raise BinanceError(400, -1120, "Invalid interval.")
         limit = _limit(q, 500, MAX_KLINE_LIMIT)
         start, end = _times(q)
-        bars = market.klines(spec.symbol, interval, start, end, limit, kind)
-        return web.Response(body=market.kline_rest_json(spec, interval, bars, kind), content_type="application/json")
+        body = market.kline_page_json(spec.symbol, interval, start, end, limit, kind)
+        return web.Response(body=body, content_type="application/json")
 
     return handler
 

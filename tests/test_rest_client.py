@@ -549,3 +549,14 @@ def test_simple_endpoints(sim_session):
         assert client.ticker_24hr("ETHUSDT")["symbol"] == "ETHUSDT"
         book = client.depth("BTCUSDT", limit=5)
         assert len(book["bids"]) == 5 and "lastUpdateId" in book
+
+
+def test_https_clients_share_one_verifying_context_and_plain_http_loads_none():
+    import ssl
+
+    from marketdata_assets.binance.tls import shared_tls_context, tls_for
+
+    context = tls_for("https://fapi.binance.com")
+    assert isinstance(context, ssl.SSLContext) and context is tls_for("https://data.binance.vision")
+    assert context is shared_tls_context() and context.verify_mode == ssl.CERT_REQUIRED
+    assert tls_for("http://127.0.0.1:8765") is False

@@ -31,7 +31,7 @@ from marketdata_assets.binance.kline_kinds import KLINE_KINDS
 from marketdata_assets.binance.klines import RawKlines, raw_klines_from_csv
 from marketdata_assets.binance.ratelimit import Sleep
 from marketdata_assets.binance.retry import RetryPolicy, get_with_retries
-from marketdata_assets.binance.tls import shared_tls_context
+from marketdata_assets.binance.tls import tls_for
 
 if TYPE_CHECKING:
     from marketdata_assets.settings import Settings
@@ -251,7 +251,7 @@ class ArchiveClient:
             timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
             limits=httpx.Limits(max_connections=20, max_keepalive_connections=20),
             headers={"User-Agent": "marketdata/0.1"},
-            verify=shared_tls_context(),
+            verify=tls_for(self.base_url),
             follow_redirects=True,
         )
         self._sleep = sleep

@@ -40,10 +40,11 @@ from marketdata_assets.binance.intervals import (
     validate_symbol,
 )
 from marketdata_assets.binance.kline_kinds import KLINE_KINDS
-from marketdata_assets.binance.klines import RawKlines, raw_klines_from_rest
+from marketdata_assets.binance.kline_pages import ascending_unique, page_rows
+from marketdata_assets.binance.klines import KlineFormatError, RawKlines
 from marketdata_assets.binance.ratelimit import WEIGHT_HEADER, Sleep, WeightBudget, shared_budget
 from marketdata_assets.binance.retry import TRANSIENT_EXCEPTIONS, RetryPolicy, describe_failure, is_transient_status
-from marketdata_assets.binance.tls import shared_tls_context
+from marketdata_assets.binance.tls import tls_for
 
 if TYPE_CHECKING:
     from marketdata_assets.settings import Settings
@@ -107,6 +108,15 @@ def estimate_bars(interval: str, start_ms: int, end_ms: int) -> int:
         first, last = ms_to_datetime(start_ms), ms_to_datetime(end_ms - 1)
         return (last.year - first.year) * 12 + last.month - first.month + 1
     return (end_ms - start_ms) // interval_step_ms(interval) + 1
+
+
+def _last_line(csv: bytes) -> bytes:
+    """The last line of newline-terminated CSV, its newline included."""
+    return csv[csv.rfind(b"\n", 0, len(csv) - 1) + 1 :]
+
+
+def _close_time(line: bytes) -> int:
+    return int(line.split(b",", 7)[6])
 
 
 def kline_page_limit(interval: str, start_ms: int, end_ms: int) -> int:
@@ -174,7 +184,7 @@ class BinanceRestClient:
         self._http = httpx.Client(
             base_url=self.base_url,
             headers=headers,
-            verify=shared_tls_context(),
+            verify=tls_for(self.base_url),
             timeout=httpx.Timeout(timeout),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
@@ -199,8 +209,9 @@ class BinanceRestClient:
     # ------------------------------------------------------------------ transport
 
     def _get(self, path: str, params: Mapping[str, Any] | None = None, weight: int = 1, *,
-             funding: bool = False) -> Any:
-        """One logical GET: budget, send, sync weight, retry what is transient, type what is not."""
+             funding: bool = False, raw: bool = False) -> Any:
+        """One logical GET: budget, send, sync weight, retry what is transient, type what is not.
+        The decoded JSON, or with `raw` the body's bytes (kline pages: binance/kline_pages.py)."""
         url = str(httpx.URL(self.base_url + path, params=params))
         attempts = self._policy.max_retries + 1
         for attempt in range(attempts):
@@ -236,7 +247,7 @@ class BinanceRestClient:
                 self.breaker.success()
             if 200 <= status < 300:
                 self.budget.release(weight, sent_at)
-                return self._decode(response, url)
+                return response.content if raw else self._decode(response, url)
             error = error_from_response(status, response.content, response.headers, url)
             now = self.budget.now_ms()
             if isinstance(error, IPBannedError):
@@ -361,52 +372,51 @@ class BinanceRestClient:
         _validate_range(start_ms, end_ms)
         windows = page_windows(interval, start_ms, end_ms)
         if len(windows) == 1 or self.page_workers == 1:
-            by_open = self._kline_range(symbol, interval, kind, start_ms, end_ms)
+            pages = self._kline_range(symbol, interval, kind, start_ms, end_ms)
         else:
             # the pages of a long range are known in advance: ask them at once, the weight budget (not the
             # page count) being the limit; each window is still paged on its own should a page come back full
-            by_open = {}
             with ThreadPoolExecutor(min(self.page_workers, len(windows)), thread_name_prefix="kline-page") as pool:
-                for part in pool.map(lambda w: self._kline_range(symbol, interval, kind, *w), windows):
-                    by_open.update(part)
-        rows = [by_open[k] for k in sorted(by_open)]
-        if rows and not include_open:
-            rows = self._closed_only(rows)
-        return raw_klines_from_rest(rows, symbol, interval)
+                pages = [page for window in pool.map(lambda w: self._kline_range(symbol, interval, kind, *w), windows)
+                         for page in window]
+        csv = ascending_unique(pages)
+        if csv and not include_open:
+            csv = self._closed_only(csv)
+        return RawKlines(symbol, interval, "rest", csv)
 
-    def _kline_range(self, symbol: str, interval: str, kind: str, start_ms: int, end_ms: int) -> dict[int, list]:
-        """Bars opening in [start_ms, end_ms) by open time, paged forward (see `klines`)."""
+    def _kline_range(self, symbol: str, interval: str, kind: str, start_ms: int, end_ms: int) -> list[RawKlines]:
+        """The pages of bars opening in [start_ms, end_ms), in order, paged forward (see `klines`)."""
         path = f"/fapi/v1/{kind}"
-        by_open: dict[int, list] = {}
+        pages: list[RawKlines] = []
         cursor = start_ms
         while cursor < end_ms:
             limit = kline_page_limit(interval, cursor, end_ms)
             params = {KLINE_KINDS[kind].instrument_param: symbol, "interval": interval, "startTime": cursor,
                       "endTime": end_ms - 1, "limit": limit}
-            page = self._get(path, params, kline_weight(limit))
-            if not isinstance(page, list):
-                raise BinanceError(f"{path} {symbol} {interval}: expected a JSON array, got {str(page)[:120]}")
-            for row in page:
-                open_ms = int(row[0])
-                if start_ms <= open_ms < end_ms:
-                    by_open[open_ms] = row
-            if len(page) < limit:
+            body = self._get(path, params, kline_weight(limit), raw=True)
+            try:
+                page = page_rows(body, symbol, interval)
+            except KlineFormatError as exc:
+                raise BinanceError(f"{path} {symbol} {interval}: {exc}") from None
+            sent = page.open_times_ms
+            pages.append(page.select(start_ms, end_ms))
+            if len(sent) < limit:
                 break
-            following = next_open_ms(max(int(row[0]) for row in page), interval)
+            following = next_open_ms(max(sent), interval)
             if following <= cursor:
                 break  # no progress: never loop on a misbehaving server
             cursor = following
-        return by_open
+        return pages
 
-    def _closed_only(self, rows: list[list]) -> list[list]:
+    def _closed_only(self, csv: bytes) -> bytes:
         """Drop the bar still in progress (close_time not yet past the server's clock)."""
         estimate, fresh = self._estimated_server_now_ms()
-        if int(rows[-1][6]) < estimate - _CLOSED_MARGIN_MS:
-            return rows
+        if _close_time(_last_line(csv)) < estimate - _CLOSED_MARGIN_MS:
+            return csv
         now = estimate if fresh else self.server_time_ms()
-        while rows and int(rows[-1][6]) >= now:
-            rows.pop()
-        return rows
+        while csv and _close_time(_last_line(csv)) >= now:
+            csv = csv[: len(csv) - len(_last_line(csv))]
+        return csv
 
     def _estimated_server_now_ms(self) -> tuple[int, bool]:
         """(server clock estimate, whether it was just measured); /time is asked at most once per TTL."""
