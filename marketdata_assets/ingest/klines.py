@@ -169,15 +169,17 @@ class KlineLoader(ExchangeLoader):
         # what the ledger vouches for, read once for the call (each chunk writes only its own days)
         known = {} if force or self.archive is None or not chunks else \
             self._unchanged_candidates(info.symbol, interval, ordered)
+        # one bucket listing for the call, not one per chunk (a month's re-run lists its folder once)
+        unmodified = self._unmodified_by_listing(info, interval, known, now, verify)
         # while one chunk is written (the database works, the GIL is free) the next one is fetched and validated
         with ThreadPoolExecutor(max_workers=1) as ahead:
-            pending = ahead.submit(self._prepare_chunk, info, interval, chunks[0], now, known, verify) \
+            pending = ahead.submit(self._prepare_chunk, info, interval, chunks[0], now, known, unmodified, verify) \
                 if chunks else None
             for index in range(len(chunks)):
                 plans = pending.result()
                 following = chunks[index + 1] if index + 1 < len(chunks) else None
-                pending = ahead.submit(self._prepare_chunk, info, interval, following, now, known, verify) \
-                    if following else None
+                pending = ahead.submit(self._prepare_chunk, info, interval, following, now, known, unmodified,
+                                       verify) if following else None
                 try:
                     chunk_results = self._store(info, interval, plans, now)
                 except BaseException:
@@ -202,11 +204,12 @@ class KlineLoader(ExchangeLoader):
         return _DayPlan(day, lo, max(hi, lo), closed)
 
     def _prepare_chunk(self, info: SymbolInfo, interval: str, days: list[date], now: int,
-                       candidates: dict[date, LedgerRow], verify: bool) -> list[_DayPlan]:
+                       candidates: dict[date, LedgerRow], unmodified: set[date], verify: bool) -> list[_DayPlan]:
         """Fetch and validate a chunk of days; nothing is written yet."""
         symbol = info.symbol
         plans = [self._plan(info, interval, day, now) for day in days]
-        known = self._settle_known(symbol, plans, {d: candidates[d] for d in days if d in candidates}, now, verify)
+        known = self._settle_known(plans, {d: candidates[d] for d in days if d in candidates}, unmodified, now,
+                                   verify)
 
         def fetch(plan: _DayPlan) -> None:
             try:
@@ -247,18 +250,26 @@ class KlineLoader(ExchangeLoader):
         digest = kline_csv_digest(part.csv)
         return digest.digest if digest is not None and digest.rows == len(part) else None
 
-    def _settle_known(self, symbol: str, plans: list[_DayPlan], known: dict[date, LedgerRow], now: int,
+    def _unmodified_by_listing(self, info: SymbolInfo, interval: str, known: dict[date, LedgerRow], now: int,
+                               verify: bool) -> set[date]:
+        """The closed recorded days due a listing check (archive_recheck.py) that one listing of their folder
+        shows unmodified since their confirmation."""
+        listed = {day: row for day, row in known.items() if how_to_recheck(row, now, verify) == Recheck.LIST
+                  and self._plan(info, interval, day, now).closed}
+        if not listed or self.archive is None:
+            return set()
+        return unmodified_by_listing(self.archive, self.kind, info.symbol, self.interval, listed)
+
+    @staticmethod
+    def _settle_known(plans: list[_DayPlan], known: dict[date, LedgerRow], unmodified: set[date], now: int,
                       verify: bool) -> dict[date, LedgerRow]:
-        """Days the ledger vouches for become `unchanged` without a request, or after one listing of the
-        folder (archive_recheck.py); returns the ones whose .CHECKSUM must still be asked."""
+        """Days the ledger vouches for become `unchanged` without a request, or as the listing confirmed
+        them (`unmodified`); returns the ones whose .CHECKSUM must still be asked."""
         closed = {p.day: p for p in plans if p.closed and p.day in known}
-        how = {day: how_to_recheck(known[day], now, verify) for day in closed}
-        listed = {day: known[day] for day, way in how.items() if way == Recheck.LIST}
-        unmodified = unmodified_by_listing(self.archive, self.kind, symbol, self.interval, listed) \
-            if listed and self.archive is not None else set()
         ask: dict[date, LedgerRow] = {}
         for day, plan in closed.items():
-            if how[day] == Recheck.TRUST or day in unmodified:
+            how = how_to_recheck(known[day], now, verify)
+            if how == Recheck.TRUST or (how == Recheck.LIST and day in unmodified):
                 plan.result = DayResult.from_ledger(known[day], status=DayStatus.UNCHANGED)
                 plan.result.error = None
                 plan.confirmed_by = LISTING if day in unmodified else TRUSTED
