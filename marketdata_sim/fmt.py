@@ -150,13 +150,12 @@ def json_rows(columns: list[Column], quoted: list[bool]) -> bytes:
     """A JSON array of arrays, one per row, each value a JSON string where `quoted` says so and a bare
     number elsewhere: exactly what orjson.dumps writes for the same rows of str and int, without a Python
     object per value (a REST kline page: 3 ms -> 0.5 ms)."""
-    if not columns or not next((len(c[0]) for c in columns if not isinstance(c, str)), 0):
-        return b"[]"
     marks = [b'"' if q else b"" for q in quoted]
     separators = [b"[" + marks[0]]
     separators += [marks[i] + b"," + marks[i + 1] for i in range(len(columns) - 1)]
     separators.append(marks[-1] + b"],")
-    return b"[" + encode_rows(columns, separators=separators)[:-1] + b"]"
+    rows = encode_rows(columns, separators=separators)  # b"" for no rows
+    return b"[" + rows[:-1] + b"]"
 
 
 def format_column(values: np.ndarray, decimals: int) -> list[str]:

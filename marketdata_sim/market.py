@@ -274,8 +274,12 @@ class SimMarket:
     def kline_page_json(self, symbol: str, interval: str, start_ms: int | None, end_ms: int | None, limit: int,
                         kind: str = "trade") -> bytes:
         """The body of one /fapi/v1/klines answer (`klines` as `kline_rest_json`), remembered for the same
-        request while the data and the clock stay as they are (a frozen clock: every benchmark round)."""
+        request while the data and the clock stay as they are (a frozen clock: every benchmark round; a
+        running clock makes every request new, so nothing is kept)."""
         spec = self.spec(symbol)
+        if not self.frozen:
+            return self.kline_rest_json(spec, interval, self.klines(symbol, interval, start_ms, end_ms, limit, kind),
+                                        kind)
         key = (spec, interval, start_ms, end_ms, limit, kind, self.generation, self.now_ms)
         with self._lock:
             body = self._pages.get(key)

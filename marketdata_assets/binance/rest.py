@@ -414,8 +414,8 @@ class BinanceRestClient:
         if _close_time(_last_line(csv)) < estimate - _CLOSED_MARGIN_MS:
             return csv
         now = estimate if fresh else self.server_time_ms()
-        while csv and _close_time(_last_line(csv)) >= now:
-            csv = csv[: len(csv) - len(_last_line(csv))]
+        while csv and _close_time(last := _last_line(csv)) >= now:
+            csv = csv[: len(csv) - len(last)]
         return csv
 
     def _estimated_server_now_ms(self) -> tuple[int, bool]:
